@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from .api import PARTS
@@ -47,7 +47,7 @@ def positive(value: Any, key: str, *, allow_zero: bool = False, allow_none: bool
 class DataSection:
     """Core keys of ``data:``; every other key belongs to the dataset's own ``Config``."""
 
-    name: str = "???"
+    name: str = MISSING
     batch_size: int = 256
     eval_batch_size: int = 1024
     val_fraction: float = 0.0
@@ -92,8 +92,8 @@ class TrainerSection:
 class FacetSection:
     """One record of ``facets:``."""
 
-    latent_dim: int = 1
-    n_clusters: int = 2
+    latent_dim: int = MISSING
+    n_clusters: int = MISSING
     prior: Optional[dict[str, Any]] = None
 
     def __post_init__(self) -> None:
@@ -172,7 +172,7 @@ def validate_section(schema: type, section: Mapping[str, Any] | None, key: str) 
     except OmegaConfBaseException as exc:
         field = getattr(exc, "full_key", "") or ""
         msg = getattr(exc, "msg", str(exc)).splitlines()[0]
-        if "Missing mandatory value" in msg:
+        if "missing mandatory value" in msg.lower():
             msg = "is required but was not given"
         raise ConfigError(msg, key=f"{key}.{field}" if field else key) from None
 

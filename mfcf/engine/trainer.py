@@ -1,0 +1,243 @@
+"""The trainer: one loop for gradient models, a single ``fit`` call for the others.
+
+A run can be killed at any moment (SIGKILL included) and continued with :func:`resume`. A
+checkpoint holds the model (with any extra state such as a schedule's), the optimiser, every
+RNG state, the position (epoch, step) and the running epoch sums of the logged terms; the data
+order of an epoch is a pure function of (seed, epoch). So on the CPU a resumed run ends with
+weights bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..api import LossOutput
+from ..config import load_config
+from ..errors import TrainingError
+from .batches import DeviceBatches
+from .build import Experiment, build, resolve
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .rundir import RunDir, default_run_name, ensure_absent
+
+CHECKPOINT_FORMAT = 1
+
+
+class _EpochSums:
+    """Running Σ term·batch_size of one epoch, kept on the device (no host sync per step)."""
+
+    def __init__(self, keys: Sequence[str], device: torch.device, values: torch.Tensor | None = None,
+                 count: int = 0, first_bad: int = -1):
+        self.keys = list(keys)
+        self.values = values.to(device) if values is not None else torch.zeros(len(keys), device=device, dtype=torch.float64)
+        self.count = count
+        self.first_bad = torch.tensor(first_bad, device=device)
+
+    @classmethod
+    def for_output(cls, out: LossOutput, device: torch.device) -> _EpochSums:
+        return cls(["loss", *[k for k in out.terms if k != "loss"]], device)
+
+    def add(self, out: LossOutput, batch_size: int, global_step: int) -> None:
+        loss = out.loss.detach()
+        terms = torch.stack([loss, *[out.terms[k] for k in self.keys[1:]]]).to(torch.float64)
+        self.values += terms * batch_size
+        self.count += batch_size
+        self.first_bad = torch.where((self.first_bad < 0) & ~torch.isfinite(loss), global_step, self.first_bad)
+
+    def bad_step(self) -> int:
+        return int(self.first_bad)
+
+    def means(self) -> dict[str, float]:
+        return dict(zip(self.keys, (self.values / max(self.count, 1)).tolist()))
+
+    def state(self) -> dict[str, Any]:
+        return {"keys": self.keys, "values": self.values.cpu(), "count": self.count, "first_bad": int(self.first_bad)}
+
+
+class Trainer:
+    """Trains ``experiment.model`` into ``run`` (see :class:`~mfcf.engine.rundir.RunDir`)."""
+
+    def __init__(self, experiment: Experiment, run: RunDir, *, quiet: bool = False):
+        self.exp = experiment
+        self.run = run
+        self.quiet = quiet
+        self.cfg = experiment.trainer
+        self.batch_size = experiment.resolved.data.batch_size
+
+    def fit(self) -> None:
+        state = load_checkpoint(self.run.checkpoint) if self.run.checkpoint.is_file() else None
+        self.run.write_status("running", device=str(self.exp.device))
+        try:
+            if self.exp.model.trains_by_gradient:
+                self._gradient_loop(state)
+            else:
+                self._direct_fit()
+        except TrainingError as exc:
+            self.run.write_status("failed", error=str(exc))
+            raise
+        except KeyboardInterrupt:
+            self.run.write_status("interrupted")
+            raise
+        except Exception as exc:
+            self.run.write_status("failed", error=repr(exc))
+            raise
+        save_checkpoint(self.run.final_model, {"format": CHECKPOINT_FORMAT, "model": self.exp.model.state_dict()})
+        self.run.write_status("completed")
+
+    # -- models with their own fit ---------------------------------------------------------
+    def _direct_fit(self) -> None:
+        start = time.perf_counter()
+        self.exp.model.fit(self.exp.train, seed=self.cfg.seed)
+        self.run.write_metrics([{"epoch": 0, "fit_seconds": round(time.perf_counter() - start, 3)}])
+
+    # -- gradient models -------------------------------------------------------------------
+    def _gradient_loop(self, state: Mapping[str, Any] | None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        exp, cfg, model = self.exp, self.cfg, self.exp.model
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        batches = DeviceBatches(exp.train.images, self.batch_size, shuffle=True, seed=cfg.seed)
+        steps_per_epoch = len(batches)
+        epoch, step, global_step, sums, rows = 0, 0, 0, None, []
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            set_rng_state(state["rng"])
+            epoch, step, global_step = state["epoch"], state["step"], state["global_step"]
+            if state["sums"] is not None:
+                s = state["sums"]
+                sums = _EpochSums(s["keys"], exp.device, s["values"], s["count"], s["first_bad"])
+            rows = [r for r in self.run.read_metrics() if int(r["epoch"]) < epoch]
+        writer = SummaryWriter(str(self.run.tensorboard), purge_step=global_step if state is not None else None)
+
+        def save(next_epoch: int, next_step: int) -> None:
+            self._check_finite(sums, steps_per_epoch)
+            save_checkpoint(self.run.checkpoint, {
+                "format": CHECKPOINT_FORMAT, "epoch": next_epoch, "step": next_step, "global_step": global_step,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(),
+                "sums": sums.state() if sums is not None and next_step > 0 else None,
+            })
+
+        try:
+            for epoch in range(epoch, cfg.epochs):
+                if step == 0:
+                    model.on_epoch_start(epoch, exp.train)
+                model.train()
+                bar = tqdm(total=len(exp.train), initial=min(step * self.batch_size, len(exp.train)), unit="ex",
+                           desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=self.quiet, leave=False, dynamic_ncols=True)
+                started = time.perf_counter()
+                first_step = step
+                for x in batches.epoch(epoch, step):
+                    out = model.training_loss(x, epoch=epoch, step=step)
+                    optimizer.zero_grad(set_to_none=True)
+                    out.loss.backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                    optimizer.step()
+                    if sums is None:
+                        sums = _EpochSums.for_output(out, exp.device)
+                    sums.add(out, len(x), global_step)
+                    step += 1
+                    global_step += 1
+                    bar.update(len(x))
+                    if step % cfg.log_every_steps == 0 or step == steps_per_epoch:
+                        self._check_finite(sums, steps_per_epoch)
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in list(sums.means().items())[:4]}, refresh=False)
+                    if cfg.checkpoint_every_steps and global_step % cfg.checkpoint_every_steps == 0 \
+                            and step < steps_per_epoch:
+                        save(epoch, step)
+                bar.close()
+                seconds = time.perf_counter() - started
+                self._check_finite(sums, steps_per_epoch)
+                row: dict[str, Any] = {"epoch": epoch, "global_step": global_step}
+                row.update({f"train/{k}": v for k, v in sums.means().items()})
+                row["lr"] = optimizer.param_groups[0]["lr"]
+                row["examples_per_s"] = round((step - first_step) * self.batch_size / max(seconds, 1e-9), 1)
+                if exp.val is not None and (epoch + 1) % cfg.eval_every_epochs == 0:
+                    row.update({f"val/{k}": v for k, v in self._validation(epoch).items()})
+                rows.append(row)
+                self.run.write_metrics(rows)
+                for key, value in row.items():
+                    if key != "epoch" and isinstance(value, (int, float)):
+                        writer.add_scalar(key, value, global_step)
+                writer.flush()
+                step, sums = 0, None
+                save(epoch + 1, 0)
+                if not self.quiet:
+                    shown = {k: row[k] for k in ("train/loss", "val/loss") if k in row}
+                    tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  " +
+                               "  ".join(f"{k} {v:.4f}" for k, v in shown.items()) +
+                               f"  {row['examples_per_s']:.0f} ex/s")
+        finally:
+            writer.close()
+
+    @torch.no_grad()
+    def _validation(self, epoch: int) -> dict[str, float]:
+        model = self.exp.model
+        model.eval()
+        devices = [self.exp.device] if self.exp.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # validation never shifts the training RNG stream
+            sums = None
+            for x in DeviceBatches(self.exp.val.images, self.exp.resolved.data.eval_batch_size, shuffle=False).epoch(0):
+                out = model.validation_loss(x, epoch=epoch)
+                if out is None:
+                    return {}
+                sums = sums or _EpochSums.for_output(out, self.exp.device)
+                sums.add(out, len(x), 0)
+        model.train()
+        return sums.means() if sums is not None else {}
+
+    def _check_finite(self, sums: _EpochSums | None, steps_per_epoch: int) -> None:
+        if sums is None or sums.bad_step() < 0:
+            return
+        epoch, step = divmod(sums.bad_step(), steps_per_epoch)
+        last = load_checkpoint(self.run.checkpoint) if self.run.checkpoint.is_file() else None
+        where = (f"the last good checkpoint '{self.run.checkpoint}' (epoch {last['epoch']}, step {last['step']}) "
+                 "is intact") if last else "no checkpoint had been written yet"
+        raise TrainingError(
+            f"the training loss became non-finite at epoch {epoch}, step {step}; training stopped and {where}.\n"
+            "  Try a lower trainer.lr, set trainer.grad_clip, or check the data and the likelihood.")
+
+
+def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *,
+          run_dir: str | Path | None = None, quiet: bool = False) -> Path:
+    """Train the experiment a config describes into a new run directory and return its path.
+
+    ``config`` is a YAML path or a mapping; ``overrides`` are ``key=value`` strings. Everything is
+    validated and the data loaded before the run directory is created.
+    """
+    user = (load_config(config, overrides) if isinstance(config, (str, Path))
+            else load_config(base=config, overrides=overrides))
+    experiment = build(resolve(user))
+    if run_dir is not None:
+        run = RunDir(run_dir)
+        ensure_absent(run.path)
+    else:
+        run = RunDir.create(experiment.trainer.runs_dir, default_run_name(experiment.config))
+    run.prepare(user, experiment.config, experiment.resolved.registry.providers())
+    if not quiet:
+        tqdm.write(f"run directory: {run.path}")
+    Trainer(experiment, run, quiet=quiet).fit()
+    return run.path
+
+
+def resume(run_dir: str | Path, *, quiet: bool = False) -> Path:
+    """Continue a killed or interrupted run from its last checkpoint (or its start)."""
+    run = RunDir.open(run_dir)
+    if run.read_status().get("status") == "completed" and run.final_model.is_file():
+        if not quiet:
+            tqdm.write(f"run '{run.path}' is already complete")
+        return run.path
+    experiment = build(resolve(run.load_resolved()))
+    if not quiet:
+        where = "its last checkpoint" if run.checkpoint.is_file() else "the start"
+        tqdm.write(f"resuming {run.path} from {where}")
+    Trainer(experiment, run, quiet=quiet).fit()
+    return run.path
+
