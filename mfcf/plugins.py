@@ -52,7 +52,11 @@ def plugin_manager(modules: Sequence[str] = (), *, autoload: bool | None = None)
     for source, names in (("MFCF_PLUGINS", _env_list("MFCF_PLUGINS")), ("plugins", list(modules))):
         for i, module_name in enumerate(names):
             register_module(pm, module_name, where=source if source == "MFCF_PLUGINS" else f"plugins[{i}]")
-    pm.check_pending()
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"a plugin implements a hook mfcf does not know: {exc}\n"
+                          "  Check the spelling against mfcf.hookspecs (e.g. mfcf_register_encoders).") from exc
     return pm
 
 

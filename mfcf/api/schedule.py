@@ -39,6 +39,13 @@ class Schedule(Component):
         self.steps_per_epoch = steps_per_epoch
         self.epochs = epochs
 
+    @classmethod
+    def total_epochs(cls, config: Any) -> int | None:
+        """The number of epochs ``config`` fixes, if it fixes one (a progressive schedule's
+        ``sum(epochs_per_step)``); ``None`` when any ``trainer.epochs`` will do. The builder
+        checks ``trainer.epochs`` against it before any data is loaded."""
+        return None
+
     def __call__(self, epoch: int, step: int) -> Coefficients:
         raise NotImplementedError
 

@@ -139,6 +139,12 @@ def resolve(user: Mapping[str, Any], registry: Registry | None = None) -> Resolv
     for part in ("encoder", "decoder"):
         if part in classes:
             _check_facet_count(classes[part], len(facets), "facets")
+    if "schedule" in classes:
+        fixed = classes["schedule"].total_epochs(configs["schedule"])
+        if fixed is not None and fixed != trainer.epochs:
+            raise ConfigError(f"schedule '{classes['schedule'].name}' runs {fixed} epochs but trainer.epochs is "
+                              f"{trainer.epochs}; set trainer.epochs={fixed} or change the schedule (nothing is "
+                              "overridden silently)", key="trainer.epochs")
     out["trainer"] = dataclasses.asdict(trainer)
     return Resolved(out, registry, trainer, data_core, facets, classes, configs, prior_classes, prior_configs)
 
