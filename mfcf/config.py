@@ -165,6 +165,8 @@ def validate_section(schema: type, section: Mapping[str, Any] | None, key: str) 
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), dict(section))
         return OmegaConf.to_object(merged)
+    except UnknownKeyError as exc:  # raised by a nested section's own validation
+        raise UnknownKeyError(exc.name, f"{key}.{exc.section}" if exc.section else key, exc.valid) from None
     except ConfigError as exc:
         raise ConfigError(str(exc).split(" (config key:")[0], key=f"{key}.{exc.key}" if exc.key else key) from None
     except ConfigKeyError as exc:  # pragma: no cover - caught above

@@ -35,7 +35,7 @@ class UnknownKeyError(ConfigError):
             lines.append(f"  did you mean: {close[0]}")
         lines.append(f"  valid keys{' of ' + section if section else ''}: {', '.join(valid) or '(none)'}")
         super().__init__("\n".join(lines))
-        self.key = full
+        self.key, self.name, self.section, self.valid = full, key, section, valid
 
 
 class UnknownComponentError(MfcfError, LookupError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -23,6 +24,9 @@ class FacetSpec:
     latent_dim: int
     n_clusters: int
     prior: Mapping[str, Any] | None = None
+
+
+_LOG_2PI = math.log(2 * math.pi)
 
 
 class GaussianPosterior(NamedTuple):
@@ -47,12 +51,12 @@ class GaussianPosterior(NamedTuple):
 
     def entropy(self) -> Tensor:
         """Closed-form entropy, summed over dims: (B,)."""
-        return 0.5 * (self.logvar + 1.0 + torch.log(torch.tensor(2 * torch.pi))).sum(-1)
+        return 0.5 * (self.logvar + 1.0 + _LOG_2PI).sum(-1)
 
     def log_prob(self, z: Tensor) -> Tensor:
         """log q(z | x), summed over dims; ``z`` broadcasts against (B, D)."""
         return -0.5 * (
-            torch.log(torch.tensor(2 * torch.pi)) + self.logvar + (z - self.mean) ** 2 / self.var
+            _LOG_2PI + self.logvar + (z - self.mean) ** 2 / self.var
         ).sum(-1)
 
 
