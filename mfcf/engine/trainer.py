@@ -10,7 +10,7 @@ weights bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +59,24 @@ class _EpochSums:
         return {"keys": self.keys, "values": self.values.cpu(), "count": self.count, "first_bad": int(self.first_bad)}
 
 
-class Trainer:
-    """Trains ``experiment.model`` into ``run`` (see :class:`~mfcf.engine.rundir.RunDir`)."""
+#: Called after every epoch's checkpoint is on disk: ``callback(metrics_row, run_dir)``.
+EpochCallback = Callable[[dict[str, Any], RunDir], None]
 
-    def __init__(self, experiment: Experiment, run: RunDir, *, quiet: bool = False):
+
+class Trainer:
+    """Trains ``experiment.model`` into ``run`` (see :class:`~mfcf.engine.rundir.RunDir`).
+
+    ``on_epoch_end`` (optional) is called after each epoch once its metrics row and
+    checkpoint are written, e.g. to report to Ray Tune; models with their own ``fit`` call it
+    once, after fitting.
+    """
+
+    def __init__(self, experiment: Experiment, run: RunDir, *, quiet: bool = False,
+                 on_epoch_end: EpochCallback | None = None):
         self.exp = experiment
         self.run = run
         self.quiet = quiet
+        self.on_epoch_end = on_epoch_end
         self.cfg = experiment.trainer
         self.batch_size = experiment.resolved.data.batch_size
 
@@ -93,7 +104,12 @@ class Trainer:
     def _direct_fit(self) -> None:
         start = time.perf_counter()
         self.exp.model.fit(self.exp.train, seed=self.cfg.seed)
-        self.run.write_metrics([{"epoch": 0, "fit_seconds": round(time.perf_counter() - start, 3)}])
+        row = {"epoch": 0, "fit_seconds": round(time.perf_counter() - start, 3)}
+        self.run.write_metrics([row])
+        save_checkpoint(self.run.checkpoint, {"format": CHECKPOINT_FORMAT, "epoch": 1, "step": 0, "global_step": 0,
+                                              "model": self.exp.model.state_dict()})
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(row, self.run)
 
     # -- gradient models -------------------------------------------------------------------
     def _gradient_loop(self, state: Mapping[str, Any] | None) -> None:
@@ -169,6 +185,8 @@ class Trainer:
                 writer.flush()
                 step, sums = 0, None
                 save(epoch + 1, 0)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(row, self.run)
                 if not self.quiet:
                     shown = {k: row[k] for k in ("train/loss", "val/loss") if k in row}
                     tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  " +
@@ -206,7 +224,7 @@ class Trainer:
 
 
 def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = (), *,
-          run_dir: str | Path | None = None, quiet: bool = False) -> Path:
+          run_dir: str | Path | None = None, quiet: bool = False, on_epoch_end: EpochCallback | None = None) -> Path:
     """Train the experiment a config describes into a new run directory and return its path.
 
     ``config`` is a YAML path or a mapping; ``overrides`` are ``key=value`` strings. Everything is
@@ -223,11 +241,11 @@ def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = (),
     run.prepare(user, experiment.config, experiment.resolved.registry.providers())
     if not quiet:
         tqdm.write(f"run directory: {run.path}")
-    Trainer(experiment, run, quiet=quiet).fit()
+    Trainer(experiment, run, quiet=quiet, on_epoch_end=on_epoch_end).fit()
     return run.path
 
 
-def resume(run_dir: str | Path, *, quiet: bool = False) -> Path:
+def resume(run_dir: str | Path, *, quiet: bool = False, on_epoch_end: EpochCallback | None = None) -> Path:
     """Continue a killed or interrupted run from its last checkpoint (or its start)."""
     run = RunDir.open(run_dir)
     if run.read_status().get("status") == "completed" and run.final_model.is_file():
@@ -238,6 +256,6 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> Path:
     if not quiet:
         where = "its last checkpoint" if run.checkpoint.is_file() else "the start"
         tqdm.write(f"resuming {run.path} from {where}")
-    Trainer(experiment, run, quiet=quiet).fit()
+    Trainer(experiment, run, quiet=quiet, on_epoch_end=on_epoch_end).fit()
     return run.path
 
