@@ -1,0 +1,77 @@
+"""Particle logic shared by the MFCVAE estimators: encode, sample, decode, reduce, log."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from mfcf.api import ELBO, Coefficients, FacetPrior, GaussianPosterior, LatentModel, LossOutput
+from mfcf.config import positive
+
+
+@dataclasses.dataclass
+class SamplesConfig:
+    """``n_samples`` -- reparameterised samples of z per example (S); every term is averaged
+    over them. The decoder sees one batch of S * B latents."""
+
+    n_samples: int = 1
+
+    def __post_init__(self) -> None:
+        positive(self.n_samples, "n_samples")
+
+
+class MFCVAEELBOBase(ELBO):
+    """Negative weighted ELBO of a multi-facet model, averaged over the batch.
+
+    One encoder call gives q(z_j|x) for every facet; S reparameterised samples per facet
+    (in train *and* eval mode, so a test ELBO is a real ELBO, §9 D11) go through one decoder
+    call. Subclasses only say how a facet's two KL parts are estimated (:meth:`facet_kl`).
+    The loss is (§3.1)
+
+        loss = -recon + sum_j (beta_z[j] * kl_z[j] + beta_c[j] * kl_c[j])
+
+    where ``recon`` is the mean of log p(x|z) over samples and batch. Logged terms (detached
+    0-dim tensors on the model's device): ``loss``, ``elbo`` (recon - kl_z - kl_c, i.e. all
+    beta = 1), ``recon``, ``kl_z``, ``kl_c`` and per facet ``kl_z/{j}``, ``kl_c/{j}``.
+    """
+
+    def n_particles(self) -> int:
+        return self.config.n_samples
+
+    def facet_kl(self, prior: FacetPrior, q: GaussianPosterior, z: Tensor,
+                 beta_z: float, beta_c: float) -> tuple[Tensor, Tensor]:
+        """Batch-mean (kl_z, kl_c) of one facet from its samples ``z`` (S, B, D)."""
+        raise NotImplementedError
+
+    def __call__(self, model: LatentModel, x: Tensor, coeffs: Coefficients) -> LossOutput:
+        posteriors = model.encoder(x, coeffs.alpha_enc)
+        if not len(posteriors) == len(model.priors) == len(coeffs.beta_z) == len(coeffs.beta_c):
+            raise ValueError(
+                f"facet counts disagree: encoder gave {len(posteriors)} posteriors, the model has "
+                f"{len(model.priors)} priors, coefficients cover {len(coeffs.beta_z)} facets")
+        zs = [q.rsample(self.n_particles()) for q in posteriors]  # (S, B, D_j)
+        params = model.decoder([z.flatten(0, 1) for z in zs], coeffs.alpha_dec)
+        recon = model.likelihood.log_prob(x, params.unflatten(0, zs[0].shape[:2])).mean()
+
+        kl_z, kl_c, weighted = [], [], 0.0
+        for j, (prior, q, z) in enumerate(zip(model.priors, posteriors, zs)):
+            kz, kc = self.facet_kl(prior, q, z, coeffs.beta_z[j], coeffs.beta_c[j])
+            weighted = weighted + coeffs.beta_z[j] * kz + coeffs.beta_c[j] * kc
+            kl_z.append(kz)
+            kl_c.append(kc)
+        loss = weighted - recon
+        return LossOutput(loss, self._terms(loss, recon, kl_z, kl_c))
+
+    @staticmethod
+    def _terms(loss: Tensor, recon: Tensor, kl_z: list[Tensor], kl_c: list[Tensor]) -> dict[str, Tensor]:
+        with torch.no_grad():
+            kz, kc = torch.stack(kl_z), torch.stack(kl_c)
+            total_z, total_c = kz.sum(), kc.sum()
+            terms = {"loss": loss.detach(), "elbo": recon - total_z - total_c, "recon": recon.detach(),
+                     "kl_z": total_z, "kl_c": total_c}
+            for j in range(len(kl_z)):
+                terms[f"kl_z/{j}"] = kz[j]
+                terms[f"kl_c/{j}"] = kc[j]
+        return terms

@@ -1,0 +1,137 @@
+"""Initialisers run by :class:`~mfcf_ladder.model.MFCVAEModel` before training.
+
+* :func:`encode_means` + :func:`fit_gmm` -- the MoG prior initialisation of MFCVAE.md §5.3: a
+  diagonal scikit-learn ``GaussianMixture`` per facet, fitted to the posterior means of the
+  whole training split.
+* :func:`data_dependent_init` -- the data-dependent initialisation of §5.2, done so that it
+  also takes effect on weight-normalised layers (fixes §9 D3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from sklearn.mixture import GaussianMixture
+from torch import Tensor, nn
+
+BN_MODES = ("train", "eval", "recalibrate")
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def _chunks(images: Tensor, chunk_size: int) -> tuple[Tensor, ...]:
+    # near-equal chunks: no stray tiny last batch for train-mode batch norm
+    return torch.tensor_split(images, max(1, math.ceil(len(images) / chunk_size)))
+
+
+@contextlib.contextmanager
+def batch_norm_mode(module: nn.Module, mode: str, images: Tensor, chunk_size: int, run: Callable) -> Iterator[None]:
+    """Put ``module`` in the batch-norm regime ``mode`` for feature extraction (§9, D13).
+
+    * ``train`` -- batch statistics of each chunk; running statistics are left untouched;
+    * ``eval`` -- running statistics as they are (faithful to the official code);
+    * ``recalibrate`` -- first re-estimate the running statistics as the exact average over
+      ``images`` (``run`` is called on every chunk in train mode), then use them.
+
+    The module's train/eval flag is restored on exit.
+    """
+    was_training = module.training
+    norms = [m for m in module.modules() if isinstance(m, _BATCH_NORMS)]
+    try:
+        if mode == "train":
+            module.train()
+            for m in norms:
+                m.track_running_stats = False
+        elif mode == "recalibrate" and norms:
+            momenta = [m.momentum for m in norms]
+            module.train()
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative moving average = exact mean over the chunks
+            for chunk in _chunks(images, chunk_size):
+                run(chunk)
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+            module.eval()
+        else:
+            module.eval()
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
+        module.train(was_training)
+
+
+@torch.no_grad()
+def encode_means(encoder: nn.Module, images: Tensor, *, chunk_size: int, bn_mode: str,
+                 device: torch.device) -> list[np.ndarray]:
+    """Posterior means of every facet for ``images``, as float64 arrays (N, D_j)."""
+
+    def run(chunk: Tensor):
+        return encoder(chunk.to(device))
+
+    with batch_norm_mode(encoder, bn_mode, images, chunk_size, run):
+        parts = [[q.mean.double().cpu() for q in run(chunk)] for chunk in _chunks(images, chunk_size)]
+    return [torch.cat(facet).numpy() for facet in zip(*parts)]
+
+
+def fit_gmm(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState) -> GaussianMixture:
+    """scikit-learn's diagonal Gaussian mixture with its defaults (k-means init, n_init 1)."""
+    return GaussianMixture(n_components=n_clusters, covariance_type="diag", random_state=random_state).fit(features)
+
+
+_INIT_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+@torch.no_grad()
+def data_dependent_init(module: nn.Module, forward: Callable[[], object], *, scale: float = 0.1,
+                        eps: float = 1e-5) -> None:
+    """Data-dependent initialisation of every Linear / (transposed) conv in ``module`` (§5.2).
+
+    Weights (``v`` of weight-normalised layers) are redrawn Kaiming-normal, biases zeroed; then
+    ``forward()`` runs once while a hook on every such layer rescales it so that its output has,
+    per unit / channel, mean 0 and standard deviation ``scale`` on that batch, and passes the
+    corrected output on. Weight-normalised layers are rescaled through their gain ``g`` so the
+    change persists (the official code loses it, §9 D3).
+    """
+    layers = [m for m in module.modules() if isinstance(m, _INIT_LAYERS)]
+    for layer in layers:
+        if nn.utils.parametrize.is_parametrized(layer, "weight"):
+            originals = layer.parametrizations.weight
+            nn.init.kaiming_normal_(originals.original1)
+            dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
+            others = [d for d in range(originals.original1.dim()) if d != dim]
+            originals.original0.copy_(torch.linalg.vector_norm(originals.original1, dim=others, keepdim=True))
+        else:
+            nn.init.kaiming_normal_(layer.weight)
+        if layer.bias is not None:
+            layer.bias.zero_()
+
+    def hook(layer: nn.Module, _inputs, output: Tensor) -> Tensor:
+        channel = 1
+        dims = [d for d in range(output.dim()) if d != channel]
+        mean, var = output.mean(dims), output.var(dims, unbiased=False)
+        factor = scale / torch.sqrt(var + eps)
+        shape = [1] * output.dim()
+        shape[channel] = -1
+        out_dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
+        w_shape = [1] * layer.weight.dim()
+        w_shape[out_dim] = -1
+        if nn.utils.parametrize.is_parametrized(layer, "weight"):
+            gain = layer.parametrizations.weight.original0
+            gain.mul_(factor.view(gain.shape))
+        else:
+            layer.weight.mul_(factor.view(w_shape))
+        if layer.bias is not None:
+            layer.bias.copy_((layer.bias - mean) * factor)
+        return (output - mean.view(shape)) * factor.view(shape)
+
+    handles = [layer.register_forward_hook(hook) for layer in layers]
+    try:
+        forward()
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -1,0 +1,101 @@
+"""Building blocks shared by the ladder networks (MFCVAE.md §4.1).
+
+* :func:`mlp` -- ``Linear -> act -> [BatchNorm1d]`` repeated; the activation follows every
+  Linear, including the last one of the block (the official dropout is always p = 0 and omitted).
+* :func:`conv_block` -- ``Conv2d | ConvTranspose2d (padding 1) -> act -> BatchNorm2d``:
+  activation *before* batch norm, optionally weight-normalised.
+* :func:`check_per_facet` -- fail early when a per-facet list does not have one entry per facet.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm as _weight_norm
+
+from mfcf.errors import ConfigError
+
+#: activation name -> module factory (leaky slope 0.01 and ELU alpha 1 as in the official code).
+ACTIVATIONS: dict[str, type[nn.Module] | functools.partial] = {
+    "relu": nn.ReLU,
+    "leaky_relu": functools.partial(nn.LeakyReLU, 0.01),
+    "elu": nn.ELU,
+}
+
+
+def check_activation(name: str, key: str = "activation") -> None:
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}", key=key)
+
+
+def check_per_facet(config: object, fields: Sequence[str], n_facets: int) -> None:
+    """Raise :class:`ConfigError` unless every list ``config.<field>`` has ``n_facets`` entries."""
+    for field in fields:
+        values = getattr(config, field)
+        if len(values) != n_facets:
+            raise ConfigError(
+                f"needs one entry per facet: got {len(values)} ({list(values)}) for {n_facets} facet(s); "
+                f"give a list of length {n_facets}",
+                key=field,
+            )
+
+
+def check_entries(values: Sequence[int], key: str, *, allow_zero: bool = False) -> None:
+    """Every entry > 0 (>= 0 with ``allow_zero``), else :class:`ConfigError` naming ``key``."""
+    for v in values:
+        if v < 0 or (v == 0 and not allow_zero):
+            bound = ">= 0" if allow_zero else "> 0"
+            raise ConfigError(f"every entry must be {bound}, got {list(values)}", key=key)
+
+
+def mlp(in_dim: int, widths: Sequence[int], activation: str, batch_norm: bool) -> nn.Sequential:
+    """``Linear -> act -> [BN1d]`` per width; an empty ``widths`` gives the identity."""
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [nn.Linear(in_dim, width), ACTIVATIONS[activation]()]
+        if batch_norm:
+            layers.append(nn.BatchNorm1d(width))
+        in_dim = width
+    return nn.Sequential(*layers)
+
+
+def conv_block(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int,
+    activation: str | None,
+    *,
+    transposed: bool = False,
+    weight_norm: bool = False,
+    batch_norm: bool = True,
+) -> nn.Sequential:
+    """``Conv(padding=1) -> [act] -> [BN2d]``, the conv block of §4.1.
+
+    Weight normalisation uses one gain per *output* channel (``dim=0`` for ``Conv2d``,
+    ``dim=1`` for ``ConvTranspose2d`` whose weight is (in, out, k, k)).
+    """
+    conv_cls = nn.ConvTranspose2d if transposed else nn.Conv2d
+    conv = conv_cls(in_channels, out_channels, kernel_size, stride=stride, padding=1)
+    if weight_norm:
+        conv = _weight_norm(conv, dim=1 if transposed else 0)
+    layers: list[nn.Module] = [conv]
+    if activation is not None:
+        layers.append(ACTIVATIONS[activation]())
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    return nn.Sequential(*layers)
+
+
+def conv_out(size: int, kernel_size: int, stride: int, *, transposed: bool = False) -> int:
+    """Spatial output size of a padding-1 (transposed) convolution."""
+    if transposed:
+        return (size - 1) * stride - 2 + kernel_size
+    return (size + 2 - kernel_size) // stride + 1
+
+
+def n_params(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

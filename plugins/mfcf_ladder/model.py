@@ -1,0 +1,271 @@
+"""The MFCVAE model (Falck et al., NeurIPS 2021): J facets, each a MoG-prior latent, read by a
+ladder encoder and written by a ladder decoder (MFCVAE.md §1-§3). With J = 1 it is VaDE.
+
+The model only wires its parts together: the ELBO estimator computes the loss from
+``model.encoder``, ``model.decoder``, ``model.priors`` and ``model.likelihood`` with the
+schedule's coefficients. On top it provides the initialisations of §5.2 / §5.3, cluster
+assignment (§7.1) and the side-effect-free sampling API used by reports (§7.4, §7.5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mfcf.api import (ELBO, Coefficients, DataInfo, DataSplit, Decoder, Encoder, FacetPrior, FacetSpec,
+                      Likelihood, LossOutput, Model, Schedule)
+from mfcf.config import positive
+from mfcf.errors import ConfigError
+
+from .gmm_init import BN_MODES, data_dependent_init, encode_means, fit_gmm
+
+ASSIGNMENTS = ("mean", "analytic")
+GMM_FITS = ("means", "means_variances", "all")
+
+
+@dataclasses.dataclass
+class MFCVAEModelConfig:
+    """``model: {name: mfcvae, ...}``.
+
+    Cluster assignment:
+
+    * ``assignment`` -- how :meth:`MFCVAEModel.cluster_probs` computes q(c_j | x): ``mean`` =
+      p(c_j | z_j = posterior mean), the official test-time rule (§7.1); ``analytic`` = the
+      optimal q*(c_j | x) = softmax(log pi + E_q log N(z; mu_c, Sigma_c)) (§2.2).
+
+    Prior initialisation from a Gaussian mixture (§5.3):
+
+    * ``gmm_init`` -- fit a diagonal GMM per facet to the encoder's posterior means of the
+      whole training split and copy it into the prior;
+    * ``gmm_init_epoch`` -- at the start of which epoch (0: before training; N: after N
+      epochs of warm-up with the prior as constructed);
+    * ``gmm_fit`` -- what to copy: ``means`` (faithful; variances set to ``gmm_variance``,
+      weights untouched), ``means_variances``, or ``all`` (means, variances and weights);
+    * ``gmm_variance`` -- the variance of every cluster after ``gmm_fit: means`` (paper 0.01);
+    * ``gmm_bn_mode`` -- batch norm while encoding (§9, D13): ``train`` (default: batch
+      statistics of ``gmm_chunk_size`` chunks, the regime training sees next; running stats
+      untouched), ``eval`` (running statistics, faithful), ``recalibrate`` (re-estimate the
+      running statistics on the training split, then use them);
+    * ``gmm_chunk_size`` -- examples per encoder call;
+    * ``gmm_seed`` -- ``random_state`` of the GMM fits; ``None``: ``torch.initial_seed()``,
+      i.e. the trainer's seed.
+
+    Data-dependent initialisation (§5.2; paper: on for SVHN / 3DShapes):
+
+    * ``data_init`` -- before epoch 0, redraw every Linear / conv Kaiming-normal and rescale it
+      on the first ``data_init_examples`` training examples so each unit's output has mean 0
+      and std ``data_init_scale``.
+    """
+
+    assignment: str = "mean"
+    gmm_init: bool = True
+    gmm_init_epoch: int = 0
+    gmm_fit: str = "means"
+    gmm_variance: float = 0.01
+    gmm_bn_mode: str = "train"
+    gmm_chunk_size: int = 512
+    gmm_seed: Optional[int] = None
+    data_init: bool = False
+    data_init_examples: int = 150
+    data_init_scale: float = 0.1
+
+    def __post_init__(self) -> None:
+        for key, value, valid in (("assignment", self.assignment, ASSIGNMENTS), ("gmm_fit", self.gmm_fit, GMM_FITS),
+                                  ("gmm_bn_mode", self.gmm_bn_mode, BN_MODES)):
+            if value not in valid:
+                raise ConfigError(f"must be one of {', '.join(valid)}, got {value!r}", key=key)
+        positive(self.gmm_init_epoch, "gmm_init_epoch", allow_zero=True)
+        positive(self.gmm_variance, "gmm_variance")
+        positive(self.gmm_chunk_size, "gmm_chunk_size")
+        positive(self.gmm_seed, "gmm_seed", allow_zero=True, allow_none=True)
+        positive(self.data_init_examples, "data_init_examples")
+        positive(self.data_init_scale, "data_init_scale")
+
+
+class MFCVAEModel(Model):
+    """Multi-facet clustering VAE: ladder encoder/decoder, one MoG prior per facet.
+
+    Built by mfcf as ``MFCVAEModel(config, info=..., facets=..., priors=[...], encoder=...,
+    decoder=..., likelihood=..., elbo=..., schedule=...)``. Training minimises
+    ``elbo(model, x, schedule(epoch, step))``; the schedule's state travels with the
+    checkpoint through ``get_extra_state``.
+
+    Example (after training)::
+
+        probs = model.cluster_probs(x)                 # [(B, K_0), (B, K_1)]
+        images = model.generate(facet=1, cluster=3, n=8, temperature=0.3)
+        swapped = model.swap_facet(x_a, x_b, facet=0)  # x_a with x_b's facet-0 latent
+    """
+
+    name = "mfcvae"
+    Config = MFCVAEModelConfig
+    parts = ("priors", "encoder", "decoder", "likelihood", "elbo", "schedule")
+    supported_facets = (1, None)
+
+    def __init__(self, config: MFCVAEModelConfig, *, info: DataInfo, facets: Sequence[FacetSpec],
+                 priors: Sequence[FacetPrior], encoder: Encoder, decoder: Decoder, likelihood: Likelihood,
+                 elbo: ELBO, schedule: Schedule):
+        super().__init__(config, info=info, facets=facets)
+        if len(priors) != len(facets):
+            raise ConfigError(f"got {len(priors)} priors for {len(facets)} facets; give one prior per facet",
+                              key="facets")
+        self.priors = nn.ModuleList(priors)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.likelihood = likelihood
+        self.elbo = elbo
+        self.schedule = schedule
+        self.gmm_done = False
+
+    # -- training --------------------------------------------------------------------------
+    def training_loss(self, x: Tensor, *, epoch: int, step: int) -> LossOutput:
+        coeffs = self.schedule(epoch, step)
+        return self._with_coefficients(self.elbo(self, x, coeffs), coeffs, x.device)
+
+    @torch.no_grad()
+    def validation_loss(self, x: Tensor, *, epoch: int) -> LossOutput:
+        """The ELBO estimator's loss in eval mode with the coefficients at (epoch, 0) (§9, D14)."""
+        coeffs = self.schedule(epoch, 0)
+        with self._evaluating():
+            return self._with_coefficients(self.elbo(self, x, coeffs), coeffs, x.device)
+
+    @staticmethod
+    def _with_coefficients(out: LossOutput, coeffs: Coefficients, device: torch.device) -> LossOutput:
+        # torch.full launches a fill, never a host->device copy that would synchronise
+        for field in ("alpha_dec", "beta_z", "beta_c"):
+            for j, value in enumerate(getattr(coeffs, field)):
+                out.terms[f"{field}/{j}"] = torch.full((), value, device=device)
+        return out
+
+    def on_epoch_start(self, epoch: int, train: DataSplit) -> None:
+        cfg = self.config
+        if epoch == 0 and cfg.data_init:
+            self.data_init(train.images[:cfg.data_init_examples])
+        if cfg.gmm_init and epoch == cfg.gmm_init_epoch and not self.gmm_done:
+            self.gmm_init(train.images)
+
+    def data_init(self, images: Tensor) -> None:
+        """Data-dependent initialisation of encoder and decoder on ``images`` (§5.2).
+
+        Runs in train mode with all coefficients 1, one posterior sample per example; batch-norm
+        running statistics are updated by this one pass (the official code makes two).
+        """
+        device = self._device()
+
+        def forward() -> None:
+            zs = [q.rsample() for q in self.encoder(images.to(device))]
+            self.decoder(zs)
+
+        was_training = self.training
+        self.train()
+        try:
+            data_dependent_init(nn.ModuleList([self.encoder, self.decoder]), forward, scale=self.config.data_init_scale)
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
+    def gmm_init(self, images: Tensor) -> None:
+        """Fit a diagonal GMM per facet to the posterior means of ``images`` and copy it into the
+        priors (what is copied: ``gmm_fit``). Deterministic given ``gmm_seed``."""
+        cfg = self.config
+        seed = cfg.gmm_seed if cfg.gmm_seed is not None else torch.initial_seed() % 2**32
+        random_state = np.random.RandomState(seed)
+        features = encode_means(self.encoder, images, chunk_size=cfg.gmm_chunk_size, bn_mode=cfg.gmm_bn_mode,
+                                device=self._device())
+        for prior, facet, feats in zip(self.priors, self.facets, features):
+            gmm = fit_gmm(feats, facet.n_clusters, random_state)
+            means = torch.from_numpy(gmm.means_)
+            if cfg.gmm_fit == "means":
+                prior.initialise(means, torch.full_like(means, cfg.gmm_variance))
+            elif cfg.gmm_fit == "means_variances":
+                prior.initialise(means, torch.from_numpy(gmm.covariances_))
+            else:
+                prior.initialise(means, torch.from_numpy(gmm.covariances_), torch.from_numpy(gmm.weights_))
+        self.gmm_done = True
+
+    # -- state -----------------------------------------------------------------------------
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"schedule": self.schedule.state_dict(), "gmm_done": bool(self.gmm_done)}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.schedule.load_state_dict(state["schedule"])
+        self.gmm_done = bool(state.get("gmm_done", False))
+
+    # -- clustering ------------------------------------------------------------------------
+    @torch.no_grad()
+    def cluster_probs(self, x: Tensor) -> list[Tensor]:
+        with self._evaluating():
+            posteriors = self.encoder(x)
+            if self.config.assignment == "mean":
+                return [prior.responsibilities(q.mean) for prior, q in zip(self.priors, posteriors)]
+            return [torch.softmax(prior.log_weights() + prior.expected_component_log_prob(q), dim=-1)
+                    for prior, q in zip(self.priors, posteriors)]
+
+    # -- sampling (eval mode, no grad, no side effects) ------------------------------------
+    @torch.no_grad()
+    def posterior_means(self, x: Tensor) -> list[Tensor]:
+        """Mean of q(z_j | x) for every facet: [(B, D_j)]."""
+        with self._evaluating():
+            return [q.mean for q in self.encoder(x)]
+
+    @torch.no_grad()
+    def decode_mean(self, zs: Sequence[Tensor]) -> Tensor:
+        """The mean image of p(x | z) for one latent per facet: (B, *data_shape)."""
+        with self._evaluating():
+            return self.likelihood.mean(self.decoder(list(zs)))
+
+    @torch.no_grad()
+    def generate(self, facet: int, cluster: int, n: int, *, temperature: float = 1.0,
+                 generator: torch.Generator | None = None) -> Tensor:
+        """``n`` mean images whose facet ``facet`` latent is drawn from cluster ``cluster``.
+
+        Every other facet k is held at one draw (c_k ~ p(c_k), z_k ~ p(z_k | c_k)) shared by all
+        ``n`` images, so they differ only in the chosen facet. ``temperature`` scales the prior's
+        standard deviation (§7.4). ``generator`` (on the model's device) makes the draw
+        reproducible without touching the global RNG.
+        """
+        self._check_facet(facet)
+        if not 0 <= cluster < self.facets[facet].n_clusters:
+            raise ValueError(f"facet {facet} has clusters 0..{self.facets[facet].n_clusters - 1}, got {cluster}")
+        zs = []
+        for j, prior in enumerate(self.priors):
+            if j == facet:
+                clusters = torch.full((n,), cluster, dtype=torch.long, device=self._device())
+                zs.append(prior.sample(clusters, temperature=temperature, generator=generator))
+            else:
+                c = prior.sample_clusters(1, generator=generator)
+                zs.append(prior.sample(c, temperature=temperature, generator=generator).expand(n, -1))
+        return self.decode_mean(zs)
+
+    @torch.no_grad()
+    def swap_facet(self, x_a: Tensor, x_b: Tensor, facet: int) -> Tensor:
+        """Decode x_a's posterior means with facet ``facet`` taken from x_b (same batch size)."""
+        self._check_facet(facet)
+        if len(x_a) != len(x_b):
+            raise ValueError(f"x_a and x_b need the same batch size, got {len(x_a)} and {len(x_b)}")
+        zs = self.posterior_means(x_a)
+        zs[facet] = self.posterior_means(x_b)[facet]
+        return self.decode_mean(zs)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _check_facet(self, facet: int) -> None:
+        if not 0 <= facet < self.n_facets:
+            raise ValueError(f"facet must be in 0..{self.n_facets - 1}, got {facet}")
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)

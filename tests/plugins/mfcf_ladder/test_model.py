@@ -1,0 +1,350 @@
+"""The MFCVAE model: wiring, training steps, initialisations, state, clustering and sampling."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from sklearn.mixture import GaussianMixture
+from torch import nn
+
+from mfcf.api import DataInfo, DataSplit, FacetSpec
+from mfcf.config import validate_section
+from mfcf.errors import ConfigError
+from mfcf_ladder.elbos import MFCVAEMonteCarloELBO
+from mfcf_ladder.gmm_init import data_dependent_init, encode_means
+from mfcf_ladder.ladder_conv import LadderConvDecoder, LadderConvEncoder
+from mfcf_ladder.ladder_fc import LadderFCDecoder, LadderFCEncoder
+from mfcf_ladder.likelihoods import BernoulliLikelihood
+from mfcf_ladder.model import MFCVAEModel
+from mfcf_ladder.priors import MoGPrior
+from mfcf_ladder.schedules import ConstantSchedule, ProgressiveSchedule
+
+SHAPE = (1, 6, 6)
+
+
+def make_model(n_facets=2, *, model=None, schedule=None, batch_norm=False, seed=0, k=3):
+    """A small fc MFCVAE on 1x6x6 images; identical for identical seeds."""
+    torch.manual_seed(seed)
+    facets = [FacetSpec(j, 2, k) for j in range(n_facets)]
+    info = DataInfo(SHAPE, {"label": k}, "bernoulli")
+    widths = [24, 12, 8][:n_facets]
+    enc = LadderFCEncoder(LadderFCEncoder.Config(backbone_dims=widths, backbone_layers=[1] * n_facets,
+                                                 batch_norm=batch_norm), data_shape=SHAPE, facets=facets)
+    dec = LadderFCDecoder(LadderFCDecoder.Config(backbone_dims=[24] * n_facets, backbone_layers=[1] * n_facets,
+                                                 rung_dims=[24] * n_facets, rung_layers=[1] * n_facets,
+                                                 batch_norm=batch_norm), data_shape=SHAPE, facets=facets)
+    if schedule is None:
+        schedule = ConstantSchedule(ConstantSchedule.Config(), n_facets=n_facets, steps_per_epoch=4, epochs=3)
+    return MFCVAEModel(
+        MFCVAEModel.Config(**(model or {})), info=info, facets=facets,
+        priors=[MoGPrior(MoGPrior.Config(), latent_dim=2, n_clusters=k) for _ in facets],
+        encoder=enc, decoder=dec, likelihood=BernoulliLikelihood(info=info),
+        elbo=MFCVAEMonteCarloELBO(MFCVAEMonteCarloELBO.Config(), n_facets=n_facets), schedule=schedule)
+
+
+def blobs(n=96, seed=0):
+    """Two factors: which of three rows is lit (top half) and whether the bottom is bright."""
+    g = torch.Generator().manual_seed(seed)
+    row, bright = torch.randint(0, 3, (n,), generator=g), torch.randint(0, 2, (n,), generator=g)
+    x = torch.full((n, *SHAPE), 0.05)
+    x[torch.arange(n), 0, row, :] = 0.95
+    x[:, 0, 3:, :] += 0.8 * bright[:, None, None]
+    return (x + 0.03 * torch.rand(x.shape, generator=g)).clamp(0, 1)
+
+
+def train_steps(model, x, steps, lr=1e-2):
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for step in range(steps):
+        out = model.training_loss(x, epoch=0, step=step % 4)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        losses.append(out.loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("n_facets", [1, 2])
+def test_builds_and_a_few_adam_steps_reduce_the_loss(n_facets):
+    model = make_model(n_facets)
+    x = blobs()
+    model.on_epoch_start(0, DataSplit(x, {}))
+    losses = train_steps(model, x, 40)
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
+    probs = model.cluster_probs(x)
+    assert len(probs) == n_facets and all(p.shape == (len(x), 3) for p in probs)
+
+
+def test_training_loss_carries_the_schedule_coefficients():
+    schedule = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
+                                   n_facets=2, steps_per_epoch=5, epochs=4)
+    model = make_model(schedule=schedule)
+    x = blobs(16)
+    out = model.training_loss(x, epoch=3, step=2)  # facet 0 fading in: t = 2 + 5 = 7
+    assert out.loss.requires_grad
+    assert out.terms["alpha_dec/0"].item() == pytest.approx(0.7) and out.terms["beta_z/1"].item() == 1.0
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in out.terms.values())
+    # facet 0 switched off: its KL terms are logged but do not enter the loss
+    torch.manual_seed(1)
+    out = model.training_loss(x, epoch=0, step=0)
+    t = out.terms
+    torch.testing.assert_close(out.loss.detach(), -t["recon"] + t["kl_z/1"] + t["kl_c/1"])
+
+
+def test_switched_off_facet_gets_no_gradient():
+    schedule = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
+                                   n_facets=2, steps_per_epoch=5, epochs=4)
+    model = make_model(schedule=schedule)
+    model.training_loss(blobs(16), epoch=1, step=3).loss.backward()  # step 0: alpha_dec_0 = beta_0 = 0
+    off = [*model.priors[0].parameters(), *model.encoder.heads[0].parameters(), *model.decoder.rungs[0].parameters()]
+    assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in off)
+    on = [*model.priors[1].parameters(), *model.encoder.heads[1].parameters(), *model.decoder.rungs[1].parameters()]
+    assert all(torch.count_nonzero(p.grad) > 0 for p in on)
+
+
+def test_validation_loss_is_side_effect_free_and_uses_step_zero():
+    schedule = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
+                                   n_facets=2, steps_per_epoch=5, epochs=4)
+    model = make_model(schedule=schedule, batch_norm=True)
+    model.train()
+    buffers = {k: v.clone() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
+    out = model.validation_loss(blobs(16), epoch=3)
+    assert out.terms["alpha_dec/0"].item() == pytest.approx(0.5)  # (epoch 3, step 0): t = 5 (§9, D14)
+    assert not out.loss.requires_grad and torch.isfinite(out.loss)
+    assert model.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in buffers.items())
+
+
+def test_extra_state_round_trip_through_weights_only_load():
+    schedule = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
+                                   n_facets=2, steps_per_epoch=7, epochs=4)
+    model = make_model(schedule=schedule)
+    model.gmm_init(blobs(32))
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    assert state["_extra_state"] == {"schedule": {"steps_per_epoch": 7, "epochs_per_step": [2, 2]}, "gmm_done": True}
+
+    fresh_schedule = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
+                                         n_facets=2, steps_per_epoch=6, epochs=4)
+    fresh = make_model(schedule=fresh_schedule, seed=1)
+    fresh.load_state_dict(state)
+    assert fresh.schedule.steps_per_epoch == 7 and fresh.gmm_done
+    assert fresh.schedule(3, 1) == schedule(3, 1)
+    torch.testing.assert_close(fresh.priors[0].means, model.priors[0].means)
+
+
+def test_gmm_init_fits_posterior_means_with_the_seed():
+    x = blobs(90)
+    model = make_model(model=dict(gmm_seed=5))
+    features = [q.mean.double().detach().numpy() for q in model.encoder(x)]
+    logits = [p.logits.clone() for p in model.priors]
+    model.on_epoch_start(0, DataSplit(x, {}))
+    rng = np.random.RandomState(5)
+    for prior, feats, before in zip(model.priors, features, logits):
+        gmm = GaussianMixture(3, covariance_type="diag", random_state=rng).fit(feats)
+        np.testing.assert_allclose(prior.means.detach().numpy(), gmm.means_, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(prior.variances(), torch.full((3, 2), 0.01))  # gmm_fit: means (§5.3)
+        assert torch.equal(prior.logits, before)  # pi untouched
+
+    again = make_model(model=dict(gmm_seed=5))
+    again.gmm_init(x)
+    assert all(torch.equal(a.means, b.means) for a, b in zip(model.priors, again.priors))
+
+
+def test_gmm_seed_defaults_to_the_torch_seed():
+    x = blobs(60)
+    explicit = make_model(model=dict(gmm_seed=11))
+    explicit.gmm_init(x)
+    derived = make_model()
+    torch.manual_seed(11)
+    derived.gmm_init(x)
+    assert all(torch.equal(a.means, b.means) for a, b in zip(explicit.priors, derived.priors))
+
+
+def test_gmm_fit_all_copies_variances_and_weights():
+    x = blobs(90)
+    model = make_model(model=dict(gmm_fit="all", gmm_seed=0))
+    feats = model.encoder(x)[1].mean.double().detach().numpy()
+    model.gmm_init(x)
+    gmm = GaussianMixture(3, covariance_type="diag", random_state=np.random.RandomState(0))
+    gmm.fit(model.encoder(x)[0].mean.double().detach().numpy())  # facet 0 first: same RNG stream
+    gmm.fit(feats)
+    prior = model.priors[1]
+    np.testing.assert_allclose(prior.variances().detach().numpy(), gmm.covariances_, rtol=1e-4)
+    np.testing.assert_allclose(prior.log_weights().exp().detach().numpy(), gmm.weights_, rtol=1e-4)
+
+
+def test_gmm_runs_once_at_its_epoch_and_never_after_a_resume():
+    x = DataSplit(blobs(60), {})
+    model = make_model(model=dict(gmm_init_epoch=1, gmm_seed=0))
+    before = model.priors[0].means.clone()
+    model.on_epoch_start(0, x)
+    assert torch.equal(model.priors[0].means, before) and not model.gmm_done
+    model.on_epoch_start(1, x)
+    fitted = model.priors[0].means.clone()
+    assert not torch.equal(fitted, before) and model.gmm_done
+    with torch.no_grad():
+        model.priors[0].means.add_(1.0)  # training moves the means ...
+    resumed = make_model(model=dict(gmm_init_epoch=1, gmm_seed=0), seed=3)
+    resumed.load_state_dict(model.state_dict())
+    resumed.on_epoch_start(1, x)  # ... and a resumed run does not refit them
+    torch.testing.assert_close(resumed.priors[0].means, fitted + 1.0)
+
+
+def test_gmm_batch_norm_modes():
+    x = blobs(64)
+    model = make_model(batch_norm=True)
+    bn = next(m for m in model.encoder.modules() if isinstance(m, nn.BatchNorm1d))
+    stats = bn.running_mean.clone()
+
+    train = encode_means(model.encoder, x, chunk_size=64, bn_mode="train", device=torch.device("cpu"))
+    assert torch.equal(bn.running_mean, stats) and model.encoder.training  # untouched, mode restored
+    with torch.no_grad():
+        expected = model.encoder.train()(x)[0].mean  # batch statistics of the one chunk
+    bn.running_mean.copy_(stats)
+    bn.running_var.fill_(1.0)
+    bn.num_batches_tracked.zero_()
+    np.testing.assert_allclose(train[0], expected.double().numpy(), rtol=1e-5, atol=1e-6)
+
+    model.eval()
+    evaluated = encode_means(model.encoder, x, chunk_size=64, bn_mode="eval", device=torch.device("cpu"))
+    assert not np.allclose(evaluated[0], train[0]) and not model.encoder.training
+
+    encode_means(model.encoder, x, chunk_size=16, bn_mode="recalibrate", device=torch.device("cpu"))
+    with torch.no_grad():
+        first = model.encoder.backbone[0][:2](x.flatten(1))  # Linear, ReLU: the input of the first BN
+    torch.testing.assert_close(bn.running_mean, first.mean(0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("assignment", ["mean", "analytic"])
+def test_cluster_probs(assignment):
+    model = make_model(model=dict(assignment=assignment))
+    x = blobs(20)
+    model.train()
+    probs = model.cluster_probs(x)
+    assert model.training
+    for p, prior, q in zip(probs, model.priors, model.posterior_means(x) if assignment == "mean" else
+                           model.eval().encoder(x)):
+        torch.testing.assert_close(p.sum(-1), torch.ones(20))
+        with torch.no_grad():
+            want = (prior.responsibilities(q) if assignment == "mean"
+                    else torch.softmax(prior.log_weights() + prior.expected_component_log_prob(q), -1))
+        torch.testing.assert_close(p, want)
+    assert [a.shape for a in model.assign(x)] == [(20,), (20,)]
+
+
+def test_generate_holds_the_other_facets_fixed_and_is_side_effect_free():
+    model = make_model()
+    model.gmm_init(blobs(60))
+    seen = []
+    decode = model.decoder.forward
+    model.decoder.forward = lambda zs, alpha_dec=None: seen.append([z.clone() for z in zs]) or decode(zs, alpha_dec)
+    state = {k: v.clone() for k, v in model.state_dict().items() if isinstance(v, torch.Tensor)}
+    rng = torch.get_rng_state()
+
+    images = model.generate(1, 2, 5, temperature=0.5, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (5, *SHAPE) and 0 <= images.min() and images.max() <= 1
+    other, chosen = seen[-1]
+    assert torch.equal(other, other[:1].expand(5, -1))  # facet 0 at one draw
+    assert not torch.allclose(chosen, chosen[:1].expand(5, -1))  # facet 1 varies within cluster 2
+    assert torch.equal(torch.get_rng_state(), rng)  # only the given generator was used
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    again = model.generate(1, 2, 5, temperature=0.5, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again, images, rtol=0, atol=0)
+
+    cold = model.generate(0, 1, 4, temperature=0.0)
+    torch.testing.assert_close(seen[-1][0], model.priors[0].means[1].expand(4, -1))
+    assert torch.allclose(cold, cold[:1].expand_as(cold))
+    with pytest.raises(ValueError, match="clusters 0..2"):
+        model.generate(0, 3, 2)
+
+
+@pytest.mark.parametrize("n_facets,facet", [(2, 0), (3, 1)])
+def test_swap_facet(n_facets, facet):
+    model = make_model(n_facets)
+    x = blobs(8)
+    x_a, x_b = x[:4], x[4:]
+    za, zb = model.posterior_means(x_a), model.posterior_means(x_b)
+    swapped = model.swap_facet(x_a, x_b, facet)
+    zs = [zb[j] if j == facet else za[j] for j in range(n_facets)]
+    torch.testing.assert_close(swapped, model.decode_mean(zs))
+    assert swapped.shape == (4, *SHAPE)
+    torch.testing.assert_close(model.swap_facet(x_a, x_a, facet), model.decode_mean(za))
+    assert not torch.allclose(swapped, model.decode_mean(za))
+
+
+def test_data_dependent_init_normalises_every_layer_including_weight_norm():
+    torch.manual_seed(0)
+    facets = [FacetSpec(0, 3, 4), FacetSpec(1, 2, 4)]
+    shape = (3, 16, 16)
+    enc = LadderConvEncoder(LadderConvEncoder.Config(width=0.125), data_shape=shape, facets=facets)
+    dec = LadderConvDecoder(LadderConvDecoder.Config(width=0.125, weight_norm="all"), data_shape=shape,
+                            facets=facets)
+    x = torch.rand(40, *shape)
+    both = nn.ModuleList([enc, dec]).train()
+
+    def forward():
+        return dec([q.mean for q in enc(x)])
+
+    data_dependent_init(both, forward, scale=0.1, eps=1e-12)  # the default 1e-5 shrinks tiny-variance units
+    layers = [m for m in both.modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d))]
+    stats = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: stats.__setitem__(m, o.transpose(0, 1).flatten(1)))
+             for m in layers]
+    with torch.no_grad():
+        forward()
+    for h in hooks:
+        h.remove()
+    assert len(stats) == len(layers) == 13  # 6 convs + 2 heads; 2 fc rungs + 3 transposed convs
+    for out in stats.values():
+        torch.testing.assert_close(out.mean(1), torch.zeros(len(out)), atol=1e-4, rtol=0)
+        torch.testing.assert_close(out.std(1, unbiased=False), torch.full((len(out),), 0.1), atol=1e-3, rtol=0)
+
+
+def test_data_init_runs_before_the_gmm_at_epoch_zero():
+    model = make_model(model=dict(data_init=True, data_init_examples=32, gmm_seed=0))
+    x = blobs(64)
+    model.on_epoch_start(0, DataSplit(x, {}))
+    with torch.no_grad():
+        h = model.encoder.backbone[0][0](x[:32].flatten(1))
+    torch.testing.assert_close(h.std(0, unbiased=False), torch.full((24,), 0.1), atol=1e-3, rtol=0)
+    assert model.gmm_done
+
+
+@pytest.mark.parametrize("section,key", [
+    ({"assignment": "sample"}, "model.assignment"),
+    ({"gmm_fit": "weights"}, "model.gmm_fit"),
+    ({"gmm_bn_mode": "batch"}, "model.gmm_bn_mode"),
+    ({"gmm_init_epoch": -1}, "model.gmm_init_epoch"),
+    ({"gmm_chunk_size": 0}, "model.gmm_chunk_size"),
+])
+def test_bad_values_fail_at_validation(section, key):
+    with pytest.raises(ConfigError) as info:
+        validate_section(MFCVAEModel.Config, section, "model")
+    assert info.value.key == key
+
+
+def test_builds_from_a_config_through_the_registry(toy_config):
+    from mfcf.engine.build import build
+
+    config = {**toy_config, "model": {"name": "mfcvae", "gmm_seed": 0},
+              "facets": [{"latent_dim": 2, "n_clusters": 3, "prior": {"name": "mog"}},
+                         {"latent_dim": 1, "n_clusters": 2, "prior": {"name": "mog"}}],
+              "encoder": {"name": "ladder_fc", "backbone_dims": [16, 8]},
+              "decoder": {"name": "ladder_fc", "backbone_dims": [16, 16], "rung_dims": [16, 16]},
+              "likelihood": {"name": "gaussian", "sigma": 0.3, "mean_activation": "sigmoid"},
+              "elbo": {"name": "mfcvae_analytic"},
+              "schedule": {"name": "progressive", "epochs_per_step": [1, 2], "fade_in_batches": 5}}
+    exp = build(config, device="cpu")
+    model = exp.model
+    assert isinstance(model, MFCVAEModel) and model.schedule.steps_per_epoch == 6  # ceil(192 / 32)
+    model.on_epoch_start(0, exp.train)
+    out = model.training_loss(exp.train.images[:32], epoch=1, step=0)
+    assert torch.isfinite(out.loss) and out.terms["alpha_dec/0"].item() == 0.0
+    with pytest.raises(ConfigError, match="trainer.epochs"):
+        build({**config, "trainer": {**config["trainer"], "epochs": 5}}, device="cpu")
