@@ -1,0 +1,1 @@
+"""mfcf built-in plugin: baselines (registered through the 'mfcf' entry-point group)."""

@@ -1,0 +1,3 @@
+"""Hook implementations of the built-in 'baselines' plugin."""
+
+import mfcf
