@@ -149,6 +149,16 @@ def resolve(user: Mapping[str, Any], registry: Registry | None = None) -> Resolv
     return Resolved(out, registry, trainer, data_core, facets, classes, configs, prior_classes, prior_configs)
 
 
+def _construct(section: str, cls: type, config: Any, **context: Any) -> Any:
+    """Build a component; a ConfigError about one of its own fields gets the section prefix."""
+    try:
+        return cls(config, **context)
+    except ConfigError as exc:
+        if exc.key is None or "." in exc.key or exc.key.startswith(section):
+            raise
+        raise ConfigError(str(exc).split(" (config key:")[0], key=f"{section}.{exc.key}") from None
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -183,7 +193,7 @@ def build(user: Mapping[str, Any] | Resolved, *, device: torch.device | str | No
     if trainer.threads:
         torch.set_num_threads(trainer.threads)
 
-    dataset = resolved.classes["dataset"](resolved.configs["dataset"], seed=data.split_seed)
+    dataset = _construct("data", resolved.classes["dataset"], resolved.configs["dataset"], seed=data.split_seed)
     info = dataset.info
     train, val = split_validation(dataset.load("train"), data.val_fraction, data.split_seed)
     test = dataset.load("test")
@@ -200,11 +210,13 @@ def build(user: Mapping[str, Any] | Resolved, *, device: torch.device | str | No
     model_cls = resolved.classes["model"]
     parts: dict[str, Any] = {}
     if "priors" in model_cls.parts:
-        parts["priors"] = [cls(cfg, latent_dim=f.latent_dim, n_clusters=f.n_clusters)
+        parts["priors"] = [_construct(f"facets[{f.index}].prior", cls, cfg, latent_dim=f.latent_dim,
+                                      n_clusters=f.n_clusters)
                            for cls, cfg, f in zip(resolved.prior_classes, resolved.prior_configs, resolved.facets)]
     for part in PARTS[1:]:
         if part in model_cls.parts:
-            parts[part] = resolved.classes[part](resolved.configs[part], **context[part])
-    model = model_cls(resolved.configs["model"], info=info, facets=resolved.facets, **parts).to(device)
+            parts[part] = _construct(part, resolved.classes[part], resolved.configs[part], **context[part])
+    model = _construct("model", model_cls, resolved.configs["model"], info=info, facets=resolved.facets, **parts)
+    model = model.to(device)
     return Experiment(resolved, device, train.to(device), val.to(device) if val is not None else None,
                       test.to(device), model)
