@@ -19,6 +19,7 @@ from .dataset import DataInfo, Dataset, DataSplit
 from .decoder import Decoder
 from .elbo import ELBO, LatentModel
 from .encoder import Encoder
+from .generative import ClusterSampler, FacetSwapper, GenerativeModel, LatentCodec
 from .likelihood import Likelihood
 from .model import PARTS, Model
 from .prior import FacetPrior
@@ -38,7 +39,7 @@ KINDS: dict[str, type[Component]] = {
 }
 
 __all__ = [
-    "KINDS", "PARTS", "Coefficients", "Component", "DataInfo", "DataSplit", "Dataset", "Decoder",
-    "ELBO", "EmptyConfig", "Encoder", "FacetPrior", "FacetSpec", "GaussianPosterior",
+    "KINDS", "PARTS", "ClusterSampler", "Coefficients", "Component", "DataInfo", "DataSplit", "Dataset", "Decoder",
+    "ELBO", "EmptyConfig", "Encoder", "FacetPrior", "FacetSwapper", "FacetSpec", "GaussianPosterior", "GenerativeModel", "LatentCodec",
     "LatentModel", "Likelihood", "LossOutput", "Model", "Schedule", "as_floats",
 ]

@@ -1,4 +1,18 @@
-"""Score a trained run: every facet's clusters against every labelled factor."""
+"""Score a trained run: every facet's clusters against every labelled factor.
+
+The result of :func:`evaluate_experiment` (also written as ``eval-<split>.json`` by
+:func:`evaluate_run`) holds, besides the per-(facet, factor) scores of
+:mod:`mfcf.engine.metrics`:
+
+* ``nmi_matrix`` -- ``{"facets": [0, 1], "factors": [...], "values": [[...], ...]}``, the NMI
+  of every facet against every factor (rows: facets);
+* ``matching`` -- one record per facet, ``{"facet": j, "factor": name | None, <metric>: ...}``:
+  the one-to-one Hungarian assignment of facets to factors on that matrix
+  (:mod:`mfcf.engine.matching`) with the matched pair's scores; every facet record under
+  ``facets`` also names its ``matched_factor``;
+* ``selection`` -- which weights were scored and how they were chosen. Nothing here selects on
+  the evaluated labels: the run's final weights are scored as they are.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +28,7 @@ from ..errors import RunDirError
 from .batches import DeviceBatches
 from .build import Experiment, build, resolve
 from .checkpoint import atomic_write_text, load_checkpoint
+from .matching import match_facets, nmi_matrix
 from .metrics import METRICS, score
 from .rundir import RunDir
 
@@ -28,22 +43,50 @@ def assignments(model: Model, images: torch.Tensor, batch_size: int) -> list[np.
     return [torch.cat([c[j] for c in chunks]).cpu().numpy() for j in range(len(chunks[0]))]
 
 
-def evaluate_experiment(experiment: Experiment, split: str = "test") -> dict[str, Any]:
-    """Scores of ``experiment.model`` on ``split`` as a JSON-ready dict."""
+@torch.no_grad()
+def cluster_probabilities(model: Model, images: torch.Tensor, batch_size: int) -> list[np.ndarray]:
+    """q(c_j | x) per facet for ``images``: a list of (N, K_j) float arrays, in eval mode."""
+    was_training = model.training
+    model.eval()
+    chunks = [model.cluster_probs(x) for x in DeviceBatches(images, batch_size, shuffle=False).epoch(0)]
+    model.train(was_training)
+    return [torch.cat([c[j] for c in chunks]).float().cpu().numpy() for j in range(len(chunks[0]))]
+
+
+#: ``selection`` of a result scored by :func:`evaluate_experiment` without further context.
+SELECTION_AS_GIVEN = "no model selection: the model was scored as given"
+
+
+def evaluate_experiment(experiment: Experiment, split: str = "test", *,
+                        selection: str = SELECTION_AS_GIVEN) -> dict[str, Any]:
+    """Scores of ``experiment.model`` on ``split`` as a JSON-ready dict.
+
+    Keys: ``split``, ``n_examples``, ``metrics``, ``note``, ``selection`` (how the scored
+    weights were chosen: pass a sentence, :func:`evaluate_run` does), ``facets`` (per facet:
+    ``n_clusters``, ``used_clusters``, ``matched_factor`` and ``factors``: every factor's
+    scores), ``nmi_matrix`` and ``matching`` (see the module docstring).
+    """
     data = experiment.split(split)
     facets = assignments(experiment.model, data.images, experiment.resolved.data.eval_batch_size)
     labels = {name: y.cpu().numpy() for name, y in data.factors.items()}
+    nmi = nmi_matrix(facets, labels)
+    matched = match_facets(nmi, list(labels))
+    per_facet = [
+        {"facet": j, "n_clusters": experiment.resolved.facets[j].n_clusters,
+         "used_clusters": int(len(np.unique(pred))), "matched_factor": matched[j],
+         "factors": {name: score(y, pred) for name, y in labels.items()}}
+        for j, pred in enumerate(facets)
+    ]
     return {
         "split": split,
         "n_examples": len(data),
         "metrics": list(METRICS),
         "note": "hungarian_acc is one-to-one accuracy; many_to_one_acc maps each cluster to its majority class",
-        "facets": [
-            {"facet": j, "n_clusters": experiment.resolved.facets[j].n_clusters,
-             "used_clusters": int(len(np.unique(pred))),
-             "factors": {name: score(y, pred) for name, y in labels.items()}}
-            for j, pred in enumerate(facets)
-        ],
+        "selection": selection,
+        "facets": per_facet,
+        "nmi_matrix": {"facets": list(range(len(facets))), "factors": list(labels), "values": nmi.tolist()},
+        "matching": [{"facet": f["facet"], "factor": f["matched_factor"],
+                      **(f["factors"][f["matched_factor"]] if f["matched_factor"] else {})} for f in per_facet],
     }
 
 
@@ -61,16 +104,30 @@ def load_trained(run_dir: str | Path) -> tuple[RunDir, Experiment, str]:
     return run, experiment, source.name
 
 
+def selection_note(run: RunDir, experiment: Experiment, weights: str, split: str) -> str:
+    """How the weights of a run directory were chosen, in one sentence for reports."""
+    if weights != run.final_model.name:
+        chosen = f"last checkpoint ({weights}): training has not completed"
+    elif experiment.model.trains_by_gradient:
+        chosen = f"final weights ({weights}) after all {experiment.trainer.epochs} training epochs"
+    else:
+        chosen = f"final weights ({weights}) of a model fitted without a gradient loop"
+    return (f"{chosen}; no checkpoint, seed or hyperparameter was selected on any score, and the "
+            f"{split} labels were used only to compute these scores")
+
+
 def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
     """Evaluate a run directory on ``split`` and write ``eval-<split>.json`` into it."""
     run, experiment, source = load_trained(run_dir)
-    result = {"run": str(run.path), "weights": source, **evaluate_experiment(experiment, split)}
+    result = {"run": str(run.path), "weights": source,
+              **evaluate_experiment(experiment, split, selection=selection_note(run, experiment, source, split))}
     atomic_write_text(run.evaluation(split), json.dumps(result, indent=2))
     return result
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """A facet x factor table, one row per (facet, factor)."""
+    """A facet x factor table, one row per (facet, factor), then one line per facet naming its
+    matched factor (:func:`format_matching`) and the ``selection`` note."""
     header = ["facet", "K", "used", "factor", "Hungarian acc (1:1)", "many-to-one acc", "NMI", "ARI"]
     rows = [[str(f["facet"]), str(f["n_clusters"]), str(f["used_clusters"]), name,
              *(f"{s[m]:.4f}" for m in METRICS)]
@@ -78,4 +135,22 @@ def format_table(result: dict[str, Any]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.rjust(w) if i not in (3,) else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     title = f"split: {result['split']} ({result['n_examples']} examples)"
-    return "\n".join([title, line(header), line(["-" * w for w in widths]), *map(line, rows)])
+    selection = [f"model selection: {result['selection']}"] if result.get("selection") else []
+    return "\n".join([title, line(header), line(["-" * w for w in widths]), *map(line, rows),
+                      *format_matching(result), *selection])
+
+
+def format_matching(result: dict[str, Any]) -> list[str]:
+    """One line per facet naming the factor it was matched to, e.g.
+    ``facet 0 clusters floor_hue (Hungarian acc 0.99, many-to-one acc 0.99, NMI 0.97)``.
+
+    Empty for results written before the matching existed (no ``matching`` key).
+    """
+    lines = []
+    for m in result.get("matching", ()):
+        if m["factor"] is None:
+            lines.append(f"facet {m['facet']} matches no factor (more facets than labelled factors)")
+        else:
+            lines.append(f"facet {m['facet']} clusters {m['factor']} (Hungarian acc {m['hungarian_acc']:.2f}, "
+                         f"many-to-one acc {m['many_to_one_acc']:.2f}, NMI {m['nmi']:.2f}, ARI {m['ari']:.2f})")
+    return lines
