@@ -5,6 +5,10 @@
     mfcf train CONFIG [key=value ...] [--run-dir DIR] [--quiet] [--no-eval]
     mfcf train --resume RUN_DIR [--quiet]
     mfcf evaluate RUN_DIR [--split test|val|train]
+    mfcf evaluate SWEEP_DIR                  (summary over seeds: summary.md, summary.csv)
+    mfcf sweep SWEEP_YAML [key=value ...] [--address auto|HOST:PORT] [--quiet] [--dry-run]
+    mfcf sweep --resume SWEEP_DIR [--address ...]
+    mfcf report RUN_DIR [--split test] [--out DIR]   (figures + report.html, docs/report.md)
     mfcf plugins
     mfcf config show CONFIG [key=value ...]
 
@@ -22,6 +26,7 @@ from collections.abc import Sequence
 import yaml
 
 from .errors import ConfigError, MfcfError
+from .report.command import add_parser as add_report_parser
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -45,11 +50,51 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     from .engine.evaluation import evaluate_run, format_table
+    from .tune.results import is_sweep_dir, write_sweep_summary
 
     for run_dir in args.run_dirs:
+        if is_sweep_dir(run_dir):  # a sweep: summarise its trials (their evaluations are already written)
+            summary, md, csv_path = write_sweep_summary(run_dir)
+            print(summary.markdown())
+            print(f"written: {md} and {csv_path}")
+            continue
         result = evaluate_run(run_dir, args.split)
         print(format_table(result))
         print(f"written: {run_dir}/eval-{args.split}.json")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from .errors import TrainingError
+    from .tune import load_sweep
+
+    launch = dict(address=args.address, quiet=args.quiet, num_cpus=args.num_cpus, num_gpus=args.num_gpus)
+    if args.resume:
+        if args.sweep or args.overrides or args.dry_run:
+            raise ConfigError("--resume SWEEP_DIR takes no sweep file, overrides or --dry-run: a resumed sweep "
+                              "uses the plan stored in its directory")
+        from .tune.runner import resume_sweep
+
+        outcome = resume_sweep(args.resume, **launch)
+    else:
+        if not args.sweep:
+            raise ConfigError("mfcf sweep needs a SWEEP_YAML file (or --resume SWEEP_DIR)")
+        sweep = load_sweep(args.sweep, args.overrides)
+        if args.dry_run:
+            print(f"sweep {sweep.name}: {len(sweep.trials())} trials, all valid; would write {sweep.directory}")
+            for trial in sweep.trials():
+                print(f"  {trial.name}  " + "  ".join(f"{k}={v}" for k, v in trial.values.items()))
+            return
+        from .tune.runner import run_sweep  # imports Ray
+
+        outcome = run_sweep(sweep, **launch)
+    print(outcome.summary.markdown())
+    print(f"written: {outcome.summary_files[0]} and {outcome.summary_files[1]}")
+    problems = [f"{len(outcome.failed)} trial(s) failed after all retries ({', '.join(outcome.failed)}; "
+                "see <trial>/error.txt in the sweep directory)"] if outcome.failed else []
+    if outcome.unfinished:
+        problems.append(f"{len(outcome.unfinished)} trial(s) did not finish (the sweep was interrupted)")
+    if problems:
+        raise TrainingError("; ".join(problems) + f".\n  Continue with: mfcf sweep --resume {outcome.directory}")
 
 
 def _plugins(args: argparse.Namespace) -> None:
@@ -95,6 +140,21 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["test", "val", "train"])
     e.set_defaults(func=_evaluate)
 
+    sw = sub.add_parser("sweep", help="run a config over seeds and hyperparameters on Ray Tune (docs/sweeps.md)")
+    sw.add_argument("sweep", nargs="?", metavar="SWEEP_YAML", help="sweep file (configs/sweeps/*.yaml)")
+    sw.add_argument("overrides", nargs="*", help="key=value: sweep keys (seeds=[0,1], resources.gpu=0.5, "
+                    "search.trainer.lr=[1e-3]) or experiment keys for every trial (trainer.epochs=5)")
+    sw.add_argument("--address", help="join an existing Ray cluster: auto or HOST:PORT (default: RAY_ADDRESS, "
+                    "else a private local instance)")
+    sw.add_argument("--resume", metavar="SWEEP_DIR", help="continue a sweep whose driver stopped")
+    sw.add_argument("--num-cpus", type=int, help="CPUs of the private local instance (default: all)")
+    sw.add_argument("--num-gpus", type=int, help="GPUs of the private local instance (default: all)")
+    sw.add_argument("--dry-run", action="store_true", help="validate every trial and list them; start nothing")
+    sw.add_argument("--quiet", action="store_true", help="no line per finished trial; only the summary")
+    sw.set_defaults(func=_sweep)
+
+    add_report_parser(sub)
+
     pl = sub.add_parser("plugins", help="list every registered component by kind with its package and version")
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(func=_plugins)
@@ -109,7 +169,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    # key=value overrides may also follow options (`mfcf train c.yaml --quiet trainer.epochs=3`)
+    unknown = [a for a in extra if a.startswith("-") or "=" not in a]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        p.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         args.func(args)
     except MfcfError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.metadata as md
 import re
 import sys
@@ -42,9 +43,14 @@ def _distributions(pm: pluggy.PluginManager) -> dict[int, tuple[str, str]]:
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _packages_distributions() -> dict[str, list[str]]:
+    return md.packages_distributions()  # scans every installed distribution: about a second
+
+
 def _module_distribution(plugin: object) -> tuple[str, str]:
     top = getattr(plugin, "__name__", type(plugin).__module__).split(".")[0]
-    for dist_name in md.packages_distributions().get(top, []):
+    for dist_name in _packages_distributions().get(top, []):
         try:
             return dist_name, md.version(dist_name)
         except md.PackageNotFoundError:  # pragma: no cover - metadata race
