@@ -52,6 +52,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from .engine.evaluation import evaluate_run, format_table
     from .tune.results import is_sweep_dir, write_sweep_summary
 
+    runs = []
     for run_dir in args.run_dirs:
         if is_sweep_dir(run_dir):  # a sweep: summarise its trials (their evaluations are already written)
             summary, md, csv_path = write_sweep_summary(run_dir)
@@ -61,6 +62,28 @@ def _evaluate(args: argparse.Namespace) -> None:
         result = evaluate_run(run_dir, args.split)
         print(format_table(result))
         print(f"written: {run_dir}/eval-{args.split}.json")
+        runs.append(run_dir)
+    if len(runs) > 1:
+        _summarise_runs(runs, args.out)
+
+
+def _summarise_runs(run_dirs: Sequence[str], out: str) -> None:
+    """Mean +- std over several evaluated runs, grouped by the config keys that differ (not the seed)."""
+    import dataclasses
+    from pathlib import Path
+
+    from .engine.summary import lookup, record_from_run, summarise, varying_keys
+
+    records = [dataclasses.replace(record_from_run(d), status="completed") for d in run_dirs]
+    keys = varying_keys([r.config for r in records])
+    records = [r.with_setting({k: lookup(r.config, k) for k in keys}) for r in records]
+    summary = summarise(records, title=f"Results over {len(records)} runs (mean +- std)")
+    print(summary.markdown())
+    md, csv_path = summary.write(out, stem="evaluation-summary")
+    json_path = Path(out) / "evaluation-summary.json"
+    json_path.write_text(json.dumps({"title": summary.title, "runs": list(run_dirs), "rows": summary.csv_rows()},
+                                    indent=2, default=str))
+    print(f"written: {md}, {csv_path} and {json_path}")
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -138,6 +161,7 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score each facet's clusters against every labelled factor")
     e.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     e.add_argument("--split", default="test", choices=["test", "val", "train"])
+    e.add_argument("--out", default=".", help="where the summary over several runs goes (default: .)")
     e.set_defaults(func=_evaluate)
 
     sw = sub.add_parser("sweep", help="run a config over seeds and hyperparameters on Ray Tune (docs/sweeps.md)")

@@ -58,3 +58,27 @@ def test_train_then_evaluate(tmp_path, toy_config):
     assert res.returncode == 0, res.stderr
     assert "split: val (48 examples)" in res.stdout
     assert (tmp_path / "run" / "eval-val.json").is_file()
+
+
+def test_evaluate_several_runs_prints_mean_and_std(tmp_path, toy_config):
+    toy_config["model"] = {"name": "toy_kmeans"}
+    toy_config["facets"] = [{"latent_dim": 1, "n_clusters": 4}]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(toy_config))
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / f"run{seed}"
+        res = _run("train", str(path), f"trainer.seed={seed}", "--quiet", "--no-eval", "--run-dir", str(run))
+        assert res.returncode == 0, res.stderr
+        runs.append(str(run))
+    res = _run("evaluate", *runs, "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "Results over 2 runs (mean +- std)" in res.stdout and "| all | 2/2 |" in res.stdout
+    import json
+
+    rows = json.loads((tmp_path / "evaluation-summary.json").read_text())["rows"]
+    singles = [json.loads((tmp_path / f"run{s}" / "eval-test.json").read_text()) for s in (0, 1)]
+    nmi = [r["facets"][0]["factors"]["top"]["nmi"] for r in singles]
+    row = next(r for r in rows if r.get("facet") in (0, "0") and r.get("factor") == "top" and r.get("metric") == "nmi"
+               and r.get("split") == "test")
+    assert abs(float(row["mean"]) - sum(nmi) / 2) < 1e-9
