@@ -57,7 +57,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         if is_sweep_dir(run_dir):  # a sweep: summarise its trials (their evaluations are already written)
             summary, md, csv_path = write_sweep_summary(run_dir)
             print(summary.markdown())
-            print(f"written: {md} and {csv_path}")
+            print(f"written: {md}, {csv_path} and {csv_path.with_suffix('.json')}")
             continue
         result = evaluate_run(run_dir, args.split)
         print(format_table(result))
@@ -80,10 +80,7 @@ def _summarise_runs(run_dirs: Sequence[str], out: str) -> None:
     summary = summarise(records, title=f"Results over {len(records)} runs (mean +- std)")
     print(summary.markdown())
     md, csv_path = summary.write(out, stem="evaluation-summary")
-    json_path = Path(out) / "evaluation-summary.json"
-    json_path.write_text(json.dumps({"title": summary.title, "runs": list(run_dirs), "rows": summary.csv_rows()},
-                                    indent=2, default=str))
-    print(f"written: {md}, {csv_path} and {json_path}")
+    print(f"written: {md}, {csv_path} and {Path(out) / 'evaluation-summary.json'}")
 
 
 def _sweep(args: argparse.Namespace) -> None:

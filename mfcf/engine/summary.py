@@ -266,11 +266,15 @@ class Summary:
         return buf.getvalue()
 
     def write(self, directory: str | Path, stem: str = "summary") -> tuple[Path, Path]:
-        """Write ``<stem>.md`` and ``<stem>.csv`` into ``directory`` (atomically); return both paths."""
+        """Write ``<stem>.md``, ``<stem>.csv`` and ``<stem>.json`` into ``directory`` (atomically);
+        return the markdown and CSV paths (the JSON lies beside them)."""
         directory = Path(directory)
         md, csv_path = directory / f"{stem}.md", directory / f"{stem}.csv"
         atomic_write_text(md, self.markdown())
         atomic_write_text(csv_path, self.csv_text())
+        atomic_write_text(directory / f"{stem}.json", json.dumps(
+            {"title": self.title, "metric": self.metric, "mode": self.mode, "best": self.best_line(),
+             "rows": self.csv_rows()}, indent=2, default=str))
         return md, csv_path
 
 

@@ -1,0 +1,73 @@
+"""The data-iteration share of an MFCVAE training epoch, measured in one process.
+
+Iterates one epoch of 60,000 28x28 images (a resident float32 tensor, a seeded permutation,
+batches of 512 taken by index_select: mfcf's DeviceBatches) and compares it with the training
+time of one epoch of the paper's MNIST model (median step time x steps per epoch).
+
+    python benchmarks/speed/data_iteration.py [--json benchmarks/results/data_iteration.json]
+
+Target (issue 4): under 2 % of an epoch of MFCVAE training on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from step_overhead import build_model  # noqa: E402
+
+from mfcf.engine.batches import DeviceBatches  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=5, help="data epochs to time")
+    p.add_argument("--steps", type=int, default=15, help="training steps to time")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    images = torch.rand(60_000, 1, 28, 28)
+    batches = DeviceBatches(images, 512, shuffle=True, seed=0)
+    data_times = []
+    for epoch in range(args.epochs):
+        start = time.perf_counter()
+        for x in batches.epoch(epoch):
+            pass
+        data_times.append(time.perf_counter() - start)
+
+    exp = build_model("mfcvae_mc", 512)
+    model = exp.model
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    x = images[:512]
+    step_times = []
+    for i in range(args.steps + 3):
+        start = time.perf_counter()
+        out = model.training_loss(x, epoch=300, step=0)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+        if i >= 3:
+            step_times.append(time.perf_counter() - start)
+    epoch_train = statistics.median(step_times) * len(batches)
+    result = {
+        "benchmark": "data_iteration", "images": 60_000, "batch": 512, "threads": args.threads,
+        "data_epoch_s_median": statistics.median(data_times), "train_epoch_s_estimate": epoch_train,
+        "data_share_of_epoch": statistics.median(data_times) / epoch_train,
+        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
