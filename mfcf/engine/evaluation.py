@@ -34,23 +34,23 @@ from .rundir import RunDir
 
 
 @torch.no_grad()
+def _per_facet(method, model: Model, images: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """``method(x)`` (one tensor per facet) over ``images`` in batches, in eval mode, concatenated."""
+    was_training = model.training
+    model.eval()
+    chunks = [method(x) for x in DeviceBatches(images, batch_size, shuffle=False).epoch(0)]
+    model.train(was_training)
+    return [torch.cat([c[j] for c in chunks]).cpu() for j in range(len(chunks[0]))]
+
+
 def assignments(model: Model, images: torch.Tensor, batch_size: int) -> list[np.ndarray]:
     """Hard cluster ids per facet for ``images``, in eval mode (no side effects on the model)."""
-    was_training = model.training
-    model.eval()
-    chunks = [model.assign(x) for x in DeviceBatches(images, batch_size, shuffle=False).epoch(0)]
-    model.train(was_training)
-    return [torch.cat([c[j] for c in chunks]).cpu().numpy() for j in range(len(chunks[0]))]
+    return [a.numpy() for a in _per_facet(model.assign, model, images, batch_size)]
 
 
-@torch.no_grad()
 def cluster_probabilities(model: Model, images: torch.Tensor, batch_size: int) -> list[np.ndarray]:
     """q(c_j | x) per facet for ``images``: a list of (N, K_j) float arrays, in eval mode."""
-    was_training = model.training
-    model.eval()
-    chunks = [model.cluster_probs(x) for x in DeviceBatches(images, batch_size, shuffle=False).epoch(0)]
-    model.train(was_training)
-    return [torch.cat([c[j] for c in chunks]).float().cpu().numpy() for j in range(len(chunks[0]))]
+    return [p.float().numpy() for p in _per_facet(model.cluster_probs, model, images, batch_size)]
 
 
 #: ``selection`` of a result scored by :func:`evaluate_experiment` without further context.
