@@ -24,6 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from step_overhead import build_model  # noqa: E402
 
 from mfcf.engine.batches import DeviceBatches  # noqa: E402
+from mfcf.engine.machine import machine_info  # noqa: E402
+from mfcf.engine.trainer import make_optimizer  # noqa: E402
 
 
 def main() -> None:
@@ -46,7 +48,7 @@ def main() -> None:
 
     exp = build_model("mfcvae_mc", 512)
     model = exp.model
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    opt = make_optimizer([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     x = images[:512]
     step_times = []
     for i in range(args.steps + 3):
@@ -62,7 +64,7 @@ def main() -> None:
         "benchmark": "data_iteration", "images": 60_000, "batch": 512, "threads": args.threads,
         "data_epoch_s_median": statistics.median(data_times), "train_epoch_s_estimate": epoch_train,
         "data_share_of_epoch": statistics.median(data_times) / epoch_train,
-        "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+        "machine": machine_info(),
     }
     print(json.dumps(result, indent=2))
     if args.json:

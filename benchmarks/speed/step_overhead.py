@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -24,7 +23,8 @@ from pathlib import Path
 import torch
 
 import mfcf
-from mfcf.engine.trainer import _EpochSums
+from mfcf.engine.machine import machine_info
+from mfcf.engine.trainer import _EpochSums, make_optimizer
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "paper" / "mnist.yaml"
 
@@ -56,9 +56,9 @@ def main() -> None:
     exp = build_model(args.elbo, args.batch)
     model = exp.model
     x = torch.rand(args.batch, *exp.train.images.shape[1:])
-    full_opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    full_opt = make_optimizer([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     bare_params = list(model.encoder.parameters()) + list(model.decoder.parameters())
-    bare_opt = torch.optim.Adam(bare_params, lr=1e-4)
+    bare_opt = make_optimizer(bare_params, lr=1e-4)
     sums = None
 
     def full_step():
@@ -93,9 +93,7 @@ def main() -> None:
         "ratio_of_medians": statistics.median(full) / statistics.median(bare),
         "median_pairwise_ratio": statistics.median(ratios),
         "examples_per_s_full": args.batch / statistics.median(full),
-        "machine": {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
-                    "cores": torch.get_num_threads()},
-        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine_info(),
     }
     print(json.dumps(result, indent=2))
     if args.json:

@@ -59,6 +59,19 @@ class _EpochSums:
         return {"keys": self.keys, "values": self.values.cpu(), "count": self.count, "first_bad": int(self.first_bad)}
 
 
+def make_optimizer(params: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """The trainer's optimiser: Adam, with torch's fused kernel wherever it exists (CPU, CUDA).
+
+    The fused kernel updates every parameter in one call instead of a Python loop of
+    element-wise ops per parameter: on a 2-core CPU one Adam step of the paper's MNIST ladder
+    (3.1 M parameters) takes ~1 ms instead of ~8 ms. Benchmarks build their bare baselines
+    with this same function, so ratios compare like with like.
+    """
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, lr=lr, fused=fused or None)
+
+
 #: Called after every epoch's checkpoint is on disk: ``callback(metrics_row, run_dir)``.
 EpochCallback = Callable[[dict[str, Any], RunDir], None]
 
@@ -117,7 +130,7 @@ class Trainer:
 
         exp, cfg, model = self.exp, self.cfg, self.exp.model
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        optimizer = make_optimizer(params, cfg.lr)
         batches = DeviceBatches(exp.train.images, self.batch_size, shuffle=True, seed=cfg.seed)
         steps_per_epoch = len(batches)
         epoch, step, global_step, sums, rows = 0, 0, 0, None, []

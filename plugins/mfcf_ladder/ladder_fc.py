@@ -19,6 +19,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_floats
@@ -179,6 +180,10 @@ class LadderFCDecoder(Decoder):
         lead = zs[0].shape[:-1]
         b = None
         for j in reversed(range(J)):
-            r = alpha[j] * self.rungs[j](zs[j].reshape(-1, zs[j].shape[-1]))
-            b = self.backbone[j](r if b is None else self.config.merge_scale * r + b)
+            r = self.rungs[j](zs[j].reshape(-1, zs[j].shape[-1]))
+            if b is None:
+                b = r if alpha[j] == 1.0 else alpha[j] * r
+            else:  # b + merge_scale * alpha_j * r as one fused kernel
+                b = torch.add(b, r, alpha=self.config.merge_scale * alpha[j])
+            b = self.backbone[j](b)
         return self.output(b).reshape(*lead, *self.data_shape)

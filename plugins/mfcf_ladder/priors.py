@@ -153,26 +153,33 @@ class MoGPrior(FacetPrior):
 
     # -- densities -------------------------------------------------------------------------
     def component_log_prob(self, z: Tensor) -> Tensor:
-        diff = z.unsqueeze(-2) - self.means  # (..., K, D)
         if not self.full:
             var = self.variances()
-            return -0.5 * (_LOG_2PI + var.log() + diff.square() / var).sum(-1)
+            scaled = (z.unsqueeze(-2) - self.means) * var.rsqrt()  # (..., K, D)
+            return -0.5 * (scaled.square().sum(-1) + self._diag_log_norm(var))
+        diff = z.unsqueeze(-2) - self.means  # (..., K, D)
         L = self.scale_tril()
         return -0.5 * (self.latent_dim * _LOG_2PI + self._log_det(L) + self._mahalanobis(L, diff))
 
     def expected_component_log_prob(self, q: GaussianPosterior) -> Tensor:
         # §2.2: E_q[log N(z; mu_c, Sigma_c)] for q = N(m, diag s2), closed form
-        diff = q.mean.unsqueeze(-2) - self.means  # (..., K, D)
         var_q = q.var
         if not self.full:
             var = self.variances()
-            return -0.5 * (_LOG_2PI + var.log() + (var_q.unsqueeze(-2) + diff.square()) / var).sum(-1)
+            precision = var.reciprocal()
+            scaled = (q.mean.unsqueeze(-2) - self.means) * precision.sqrt()  # (..., K, D)
+            return -0.5 * (scaled.square().sum(-1) + var_q @ precision.T + self._diag_log_norm(var))
+        diff = q.mean.unsqueeze(-2) - self.means  # (..., K, D)
         L = self.scale_tril()
         # tr(Sigma^-1 diag s2) = sum_d s2_d (Sigma^-1)_dd, (Sigma^-1)_dd = sum_i (L^-1)_id^2
         eye = torch.eye(self.latent_dim, dtype=L.dtype, device=L.device)
         precision_diag = torch.linalg.solve_triangular(L, eye, upper=False).square().sum(-2)  # (K, D)
         trace = var_q @ precision_diag.T
         return -0.5 * (self.latent_dim * _LOG_2PI + self._log_det(L) + trace + self._mahalanobis(L, diff))
+
+    def _diag_log_norm(self, var: Tensor) -> Tensor:
+        """D log(2 pi) + log det Sigma_c for diagonal Sigma: (K,), computed once per call, not per example."""
+        return var.log().sum(-1) + self.latent_dim * _LOG_2PI
 
     def _log_det(self, L: Tensor) -> Tensor:
         return 2 * torch.diagonal(L, dim1=-2, dim2=-1).log().sum(-1)
