@@ -72,6 +72,7 @@ class TrainerSection:
     log_every_steps: int = 50  # progress-bar refresh and non-finite check (host syncs)
     checkpoint_every_steps: int = 0  # 0: checkpoint at the end of every epoch only
     eval_every_epochs: int = 1  # validation loss cadence when data.val_fraction > 0
+    score_every_epochs: int = 0  # clustering scores on the validation split every N epochs; 0: off
     grad_clip: Optional[float] = None  # max gradient norm; None: no clipping
     runs_dir: str = "runs"
     run_name: Optional[str] = None
@@ -83,6 +84,7 @@ class TrainerSection:
         positive(self.log_every_steps, "log_every_steps")
         positive(self.checkpoint_every_steps, "checkpoint_every_steps", allow_zero=True)
         positive(self.eval_every_epochs, "eval_every_epochs")
+        positive(self.score_every_epochs, "score_every_epochs", allow_zero=True)
         positive(self.grad_clip, "grad_clip", allow_none=True)
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"must be auto, cpu, cuda or cuda:N, got {self.device!r}", key="device")

@@ -75,6 +75,13 @@ class Model(Component, nn.Module):
         raise NotImplementedError(f"{type(self).__name__} sets trains_by_gradient=False but has no fit")
 
     # -- clustering ------------------------------------------------------------------------
+    @property
+    def has_clusters(self) -> bool:
+        """Whether :meth:`cluster_probs` works yet. Models whose clusters appear mid-training
+        (after an autoencoder pre-training, say) return False until then; the trainer skips
+        ``trainer.score_every_epochs`` scoring while it is False."""
+        return True
+
     def cluster_probs(self, x: Tensor) -> list[Tensor]:
         """q(c_j | x) for every facet j: a list of (B, K_j) tensors whose rows sum to 1."""
         raise NotImplementedError

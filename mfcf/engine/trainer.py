@@ -23,7 +23,9 @@ from ..errors import TrainingError
 from .batches import DeviceBatches
 from .build import Experiment, build, resolve
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .evaluation import evaluate_experiment
 from .rundir import RunDir, default_run_name, ensure_absent
+from .summary import flatten_evaluation
 
 CHECKPOINT_FORMAT = 1
 
@@ -117,7 +119,8 @@ class Trainer:
     def _direct_fit(self) -> None:
         start = time.perf_counter()
         self.exp.model.fit(self.exp.train, seed=self.cfg.seed)
-        row = {"epoch": 0, "fit_seconds": round(time.perf_counter() - start, 3)}
+        seconds = round(time.perf_counter() - start, 3)
+        row = {"epoch": 0, "fit_seconds": seconds, "time/train_s": seconds}
         self.run.write_metrics([row])
         save_checkpoint(self.run.checkpoint, {"format": CHECKPOINT_FORMAT, "epoch": 1, "step": 0, "global_step": 0,
                                               "model": self.exp.model.state_dict()})
@@ -143,6 +146,7 @@ class Trainer:
                 s = state["sums"]
                 sums = _EpochSums(s["keys"], exp.device, s["values"], s["count"], s["first_bad"])
             rows = [r for r in self.run.read_metrics() if int(r["epoch"]) < epoch]
+        train_seconds = float(rows[-1].get("time/train_s") or 0.0) if rows else 0.0
         writer = SummaryWriter(str(self.run.tensorboard), purge_step=global_step if state is not None else None)
 
         def save(next_epoch: int, next_step: int) -> None:
@@ -155,6 +159,7 @@ class Trainer:
 
         try:
             for epoch in range(epoch, cfg.epochs):
+                epoch_started = time.perf_counter()
                 if step == 0:
                     model.on_epoch_start(epoch, exp.train)
                 model.train()
@@ -183,13 +188,18 @@ class Trainer:
                         save(epoch, step)
                 bar.close()
                 seconds = time.perf_counter() - started
+                train_seconds += time.perf_counter() - epoch_started
                 self._check_finite(sums, steps_per_epoch)
                 row: dict[str, Any] = {"epoch": epoch, "global_step": global_step}
                 row.update({f"train/{k}": v for k, v in sums.means().items()})
                 row["lr"] = optimizer.param_groups[0]["lr"]
                 row["examples_per_s"] = round((step - first_step) * self.batch_size / max(seconds, 1e-9), 1)
+                row["time/train_s"] = round(train_seconds, 3)
                 if exp.val is not None and (epoch + 1) % cfg.eval_every_epochs == 0:
                     row.update({f"val/{k}": v for k, v in self._validation(epoch).items()})
+                if exp.val is not None and cfg.score_every_epochs and (epoch + 1) % cfg.score_every_epochs == 0 \
+                        and model.has_clusters:
+                    row.update(self._validation_scores())
                 rows.append(row)
                 self.run.write_metrics(rows)
                 for key, value in row.items():
@@ -223,6 +233,13 @@ class Trainer:
                 sums.add(out, len(x), 0)
         model.train()
         return sums.means() if sums is not None else {}
+
+    def _validation_scores(self) -> dict[str, float]:
+        """Clustering scores of every facet against every factor on the validation split,
+        ``val/facet<j>/<factor>/<metric>``: logged to follow training, never used to select."""
+        devices = [self.exp.device] if self.exp.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return flatten_evaluation(evaluate_experiment(self.exp, "val"))
 
     def _check_finite(self, sums: _EpochSums | None, steps_per_epoch: int) -> None:
         if sums is None or sums.bad_step() < 0:

@@ -149,6 +149,10 @@ class PretrainedAutoencoder(Model):
         with self.evaluating():
             return [self.clustering_probs(x)]
 
+    @property
+    def has_clusters(self) -> bool:
+        return bool(self.initialised)
+
     # -- helpers ---------------------------------------------------------------------------
     def _require_initialised(self) -> None:
         P = self.config.pretrain_epochs

@@ -109,6 +109,8 @@ def test_resume_after_sigkill_is_bit_identical(toy_config, tmp_path):
     ref_rows, got_rows = _metrics(tmp_path / "ref"), _metrics(run)
     assert [r["train/loss"] for r in ref_rows] == [r["train/loss"] for r in got_rows]
     assert [r["val/loss"] for r in ref_rows] == [r["val/loss"] for r in got_rows]
+    times = [float(r["time/train_s"]) for r in got_rows]  # training time accumulates across resumes
+    assert times == sorted(times) and times[0] > 0
 
 
 def test_crash_while_writing_a_checkpoint_leaves_the_old_one_intact(toy_config, monkeypatch):
@@ -197,3 +199,19 @@ def test_run_dir_must_be_new(toy_config, tmp_path):
     (tmp_path / "taken" / "file").write_text("x")
     with pytest.raises(RunDirError, match="exists and is not empty"):
         mfcf.train(toy_config, run_dir=tmp_path / "taken", quiet=True)
+
+
+def test_training_time_and_validation_scores_are_logged_per_epoch(toy_config):
+    toy_config["trainer"].update(epochs=4, score_every_epochs=2)
+    rows = _metrics(mfcf.train(toy_config, quiet=True))
+    times = [float(r["time/train_s"]) for r in rows]
+    assert all(t > 0 for t in times) and times == sorted(times) and len(set(times)) == 4
+    acc = "val/facet0/top/hungarian_acc"
+    assert [r[acc] != "" for r in rows] == [False, True, False, True]  # epochs 2 and 4 only
+    assert all(0.0 <= float(r[acc]) <= 1.0 for r in rows if r[acc])
+    # scoring does not touch the training RNG stream: the losses equal those of a run without it
+    toy_config["trainer"].update(score_every_epochs=0, run_name="unscored")
+    plain = _metrics(mfcf.train(toy_config, quiet=True))
+    assert [r["train/loss"] for r in plain] == [r["train/loss"] for r in rows]
+    assert not any(k.startswith("val/facet") for k in plain[0])
+

@@ -227,6 +227,17 @@ def test_two_runs_with_one_seed_are_identical(ae_config, tmp_path, model):
     assert evaluations[0] == evaluations[1]
 
 
+def test_validation_scores_start_once_the_clusters_exist(ae_config):
+    import csv
+    cfg = ae_config("dec", pretrain_epochs=2, epochs=4)
+    cfg["data"]["val_fraction"] = 0.2
+    cfg["trainer"]["score_every_epochs"] = 1
+    with open(mfcf.train(cfg, quiet=True) / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    scored = [r["val/facet0/label/hungarian_acc"] != "" for r in rows]
+    assert scored == [False, False, True, True]  # k-means runs at the start of epoch 2
+
+
 @pytest.mark.parametrize("model", ["dec", "vade"])
 def test_resume_mid_epoch_after_the_initialisation_is_bit_identical(ae_config, tmp_path, monkeypatch, model):
     """Killed inside the clustering phase (after a mid-epoch checkpoint), the resumed run ends

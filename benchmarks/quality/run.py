@@ -1,0 +1,315 @@
+"""Clustering quality of every method on every CPU-sized dataset, over seeds, via `mfcf sweep`.
+
+    python benchmarks/quality/run.py                          # the full matrix (hours on 2 cores)
+    python benchmarks/quality/run.py --datasets shapes --methods mfcvae_j2,kmeans --seeds 0,1
+    python benchmarks/quality/run.py --report-only            # re-read finished sweeps, redo tables/plot
+    python benchmarks/quality/run.py --smoke --out /tmp/q     # seconds: the CI version
+
+Each (dataset, method) pair of ``matrix.yaml`` becomes one sweep file under
+``<out>/sweeps/`` and runs with ``mfcf sweep`` (a private local Ray instance; ``--cpus`` CPUs,
+one per trial). A pair whose sweep finished is not run again; an interrupted one is continued
+with ``mfcf sweep --resume``. Then every trial's run directory is read and the script writes
+
+* ``<out>/quality.json`` -- one record per trial (scores of every facet against every factor on
+  the test split, the validation matching, training time, the per-epoch validation curve);
+* ``<out>/quality.csv`` -- mean, std and n over seeds per (dataset, method, factor, metric);
+* ``<out>/quality.md`` -- one table per dataset;
+* ``<figures>/quality_accuracy_over_time.png`` -- validation accuracy against training time.
+
+Which facet is scored against which factor is decided on the **validation** split only: the
+facet the validation NMI matching assigns to the factor, or, for a factor no facet was matched
+to (single-facet methods, more factors than facets), the facet with the highest validation NMI
+for it (marked ``*`` in the tables). Test labels are used for nothing but the reported scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import csv
+import json
+import math
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+METRICS = ("hungarian_acc", "many_to_one_acc", "nmi", "ari")
+
+#: ``--smoke``: two methods on the 8x8 digits, two seeds, one short epoch -- seconds, no download.
+SMOKE_MATRIX = {
+    "seeds": [0, 1],
+    "overrides": ["data.val_fraction=0.2", "trainer.score_every_epochs=1"],
+    "datasets": {"digits": {"primary": "label", "data": [], "methods": {
+        "mfcvae_j2": str(ROOT / "configs/sweeps/digits_mfcvae_cpu.yaml") + "#experiment",
+        "kmeans": str(ROOT / "configs/baselines/digits/kmeans.yaml"),
+    }}},
+    "extra": ["trainer.epochs=2", "model.n_init=1"],
+}
+
+
+# -- running -------------------------------------------------------------------------------
+def experiment_of(path: str) -> Any:
+    """A config path, or ``sweep.yaml#experiment`` for the experiment embedded in a sweep file."""
+    file, _, key = path.partition("#")
+    if not key:
+        return str(Path(file).resolve())
+    return yaml.safe_load(Path(file).read_text())[key]
+
+
+def sweep_file(out: Path, dataset: str, method: str, matrix: dict, entry: dict, path: str,
+               extra: list[str]) -> Path:
+    overrides = [*matrix.get("overrides", []), *entry.get("data", []),
+                 *[o for o in extra if _applies(o, method)]]
+    spec = {
+        "experiment": experiment_of(path),
+        "overrides": overrides,
+        "seeds": list(matrix["seeds"]),
+        # one setting per sweep: nothing is selected, the metric only heads the summary
+        "metric": f"val/facet0/{entry['primary']}/nmi", "mode": "max",
+        "resources": {"cpu": 1, "gpu": 0},
+        "max_failures": 1,
+        "storage": str(out / "sweeps"),
+        "name": f"{dataset}-{method}",
+    }
+    target = out / "sweeps" / f"{dataset}-{method}.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return target
+
+
+def _applies(override: str, method: str) -> bool:
+    # smoke extras: `model.n_init` only exists for k-means
+    return not override.startswith("model.n_init") or method == "kmeans"
+
+
+def run_sweep(file: Path, cpus: int) -> tuple[str, int, str]:
+    directory = file.with_suffix("")
+    if (directory / "summary.csv").is_file() and _all_completed(directory):
+        return file.stem, 0, "done already"
+    command = ([sys.executable, "-m", "mfcf.cli", "sweep", "--resume", str(directory)] if directory.is_dir()
+               else [sys.executable, "-m", "mfcf.cli", "sweep", str(file)])
+    proc = subprocess.run([*command, "--num-cpus", str(cpus), "--quiet"], capture_output=True, text=True)
+    return file.stem, proc.returncode, (proc.stdout + proc.stderr)[-2000:]
+
+
+def _all_completed(directory: Path) -> bool:
+    trials = list(directory.glob("*/trial.json"))
+    return bool(trials) and all(json.loads(t.read_text()).get("status") == "completed" for t in trials)
+
+
+# -- reading -------------------------------------------------------------------------------
+def read_trial(trial_dir: Path, primary: str) -> dict[str, Any] | None:
+    run = trial_dir / "run"
+    if not (run / "eval-test.json").is_file() or not (run / "eval-val.json").is_file():
+        return None
+    test = json.loads((run / "eval-test.json").read_text())
+    val = json.loads((run / "eval-val.json").read_text())
+    chosen = facet_per_factor(val)
+    with open(run / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    facet_of_primary = chosen[primary][0]
+    curve_key = f"val/facet{facet_of_primary}/{primary}/hungarian_acc"
+    curve = [(float(r["time/train_s"]), float(r[curve_key])) for r in rows
+             if r.get(curve_key) not in (None, "") and r.get("time/train_s") not in (None, "")]
+    train_s = float(rows[-1]["time/train_s"]) if rows and rows[-1].get("time/train_s") else None
+    if not curve and train_s is not None:  # fitted without a gradient loop: one point
+        curve = [(train_s, val["facets"][facet_of_primary]["factors"][primary]["hungarian_acc"])]
+    scores = {factor: {"facet": facet, "by_nmi_only": by_nmi,
+                       **{m: test["facets"][facet]["factors"][factor][m] for m in METRICS}}
+              for factor, (facet, by_nmi) in chosen.items()}
+    return {
+        "seed": json.loads((trial_dir / "trial.json").read_text())["seed"],
+        "train_s": train_s,
+        "scores": scores, "curve": curve,
+        "used_clusters": [f["used_clusters"] for f in test["facets"]],
+        "test_all": {f"facet{f['facet']}/{factor}/{m}": v for f in test["facets"]
+                     for factor, s in f["factors"].items() for m, v in s.items()},
+    }
+
+
+def facet_per_factor(val: dict[str, Any]) -> dict[str, tuple[int, bool]]:
+    """factor -> (facet, chosen_by_nmi_only) from the validation evaluation alone."""
+    matched = {m["factor"]: m["facet"] for m in val["matching"] if m["factor"] is not None}
+    nmi = val["nmi_matrix"]
+    out = {}
+    for i, factor in enumerate(nmi["factors"]):
+        if factor in matched:
+            out[factor] = (matched[factor], False)
+        else:
+            column = [row[i] for row in nmi["values"]]
+            out[factor] = (column.index(max(column)), True)
+    return out
+
+
+def collect(out: Path, matrix: dict) -> list[dict[str, Any]]:
+    records = []
+    for dataset, entry in matrix["datasets"].items():
+        for method in entry["methods"]:
+            directory = out / "sweeps" / f"{dataset}-{method}"
+            for trial_dir in sorted(directory.glob("*-seed*")):
+                record = read_trial(trial_dir, entry["primary"])
+                if record is not None:
+                    records.append({"dataset": dataset, "method": method, **record})
+    return records
+
+
+# -- reporting -----------------------------------------------------------------------------
+def mean_std(values: list[float]) -> tuple[float, float, int]:
+    n = len(values)
+    return statistics.fmean(values), (statistics.stdev(values) if n > 1 else math.nan), n
+
+
+def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        for factor, s in r["scores"].items():
+            groups.setdefault((r["dataset"], r["method"], factor), []).append(s)
+    rows = []
+    for (dataset, method, factor), scores in groups.items():
+        for metric in METRICS:
+            mean, std, n = mean_std([s[metric] for s in scores])
+            rows.append({"dataset": dataset, "method": method, "factor": factor, "metric": metric,
+                         "mean": mean, "std": std, "n": n,
+                         "by_nmi_only": any(s["by_nmi_only"] for s in scores)})
+    return rows
+
+
+def markdown(matrix: dict, records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    lines = ["Test-split scores, mean ± std over seeds (n = seeds that finished). Per factor: Hungarian "
+             "(one-to-one) accuracy / NMI of the facet the **validation** matching assigns to it; `*`: no facet "
+             "was matched to the factor, the facet with the highest validation NMI for it is shown.", ""]
+    for dataset, entry in matrix["datasets"].items():
+        factors = sorted({r["factor"] for r in rows if r["dataset"] == dataset})
+        if not factors:
+            continue
+        lines += [f"### {dataset}", "",
+                  "| method | " + " | ".join(f"{f}: acc / NMI" for f in factors) + " | n | train s (median) |",
+                  "|---" * (len(factors) + 3) + "|"]
+        for method in entry["methods"]:
+            cells = []
+            for factor in factors:
+                get = {r["metric"]: r for r in rows if (r["dataset"], r["method"], r["factor"]) == (dataset, method, factor)}
+                if not get:
+                    cells.append("—")
+                    continue
+                acc, nmi = get["hungarian_acc"], get["nmi"]
+                star = "*" if acc["by_nmi_only"] else ""
+                cells.append(f"{_pm(acc)} / {_pm(nmi)}{star}")
+            runs = [r for r in records if (r["dataset"], r["method"]) == (dataset, method)]
+            times = [r["train_s"] for r in runs if r["train_s"] is not None]
+            time = f"{statistics.median(times):.1f}" if times else "—"
+            lines.append(f"| `{method}` | " + " | ".join(cells) + f" | {len(runs)} | {time} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _pm(row: dict[str, Any]) -> str:
+    if row["n"] == 0:
+        return "—"
+    std = "" if math.isnan(row["std"]) else f" ± {row['std']:.3f}"
+    return f"{row['mean']:.3f}{std}"
+
+
+def plot(matrix: dict, records: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = [d for d in matrix["datasets"] if any(r["dataset"] == d for r in records)]
+    if not datasets:
+        return
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4.0), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        primary = matrix["datasets"][dataset]["primary"]
+        for method in matrix["datasets"][dataset]["methods"]:
+            curves = [r["curve"] for r in records if (r["dataset"], r["method"]) == (dataset, method) and r["curve"]]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)  # epochs every seed reached
+            t = [statistics.fmean(c[i][0] for c in curves) for i in range(length)]
+            a = [statistics.fmean(c[i][1] for c in curves) for i in range(length)]
+            style = {"marker": "o"} if length == 1 else {"marker": "." if length < 15 else None}
+            ax.plot(t, a, label=method, linewidth=2.2 if method.startswith("mfcvae_j2") else 1.2, **style)
+        ax.set_xscale("log")
+        ax.set_xlabel("training time (s, mean over seeds; log scale)")
+        ax.set_ylabel(f"validation Hungarian accuracy ({primary})")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- main ----------------------------------------------------------------------------------
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--matrix", type=Path, default=HERE / "matrix.yaml")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality")
+    p.add_argument("--figures", type=Path, help="where the plot goes (default: <out>/..; figures/)")
+    p.add_argument("--datasets", help="comma-separated subset of the matrix's datasets")
+    p.add_argument("--methods", help="comma-separated subset of the methods")
+    p.add_argument("--seeds", help="comma-separated seeds instead of the matrix's")
+    p.add_argument("--cpus", type=int, default=2, help="CPUs for each sweep's private Ray instance")
+    p.add_argument("--parallel", type=int, default=1, help="sweeps at once (each with --cpus)")
+    p.add_argument("--report-only", action="store_true", help="only read finished sweeps and write the report")
+    p.add_argument("--smoke", action="store_true", help="a seconds-long run on the 8x8 digits (CI)")
+    args = p.parse_args()
+
+    if args.smoke:
+        matrix, extra = SMOKE_MATRIX, SMOKE_MATRIX["extra"]
+    else:
+        matrix, extra = yaml.safe_load(args.matrix.read_text()), []
+        base = args.matrix.resolve().parent
+        for entry in matrix["datasets"].values():
+            entry["methods"] = {m: str((base / path).resolve()) for m, path in entry["methods"].items()}
+    if args.datasets:
+        keep = args.datasets.split(",")
+        matrix["datasets"] = {d: e for d, e in matrix["datasets"].items() if d in keep}
+    if args.methods:
+        keep = args.methods.split(",")
+        for entry in matrix["datasets"].values():
+            entry["methods"] = {m: path for m, path in entry["methods"].items() if m in keep}
+    if args.seeds:
+        matrix["seeds"] = [int(s) for s in args.seeds.split(",")]
+
+    out = args.out.resolve()
+    failed = []
+    if not args.report_only:
+        files = [sweep_file(out, d, m, matrix, e, path, extra)
+                 for d, e in matrix["datasets"].items() for m, path in e["methods"].items()]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            for name, code, tail in pool.map(lambda f: run_sweep(f, args.cpus), files):
+                print(f"{name}: {'ok' if code == 0 else f'FAILED (exit {code})'}", flush=True)
+                if code != 0:
+                    failed.append(name)
+                    print(tail, file=sys.stderr)
+
+    records = collect(out, matrix)
+    rows = aggregate(records)
+    out.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT))
+    from mfcf.engine.machine import machine_info
+
+    (out / "quality.json").write_text(json.dumps({"machine": machine_info(), "seeds": matrix["seeds"],
+                                                  "records": records}, indent=1))
+    with open(out / "quality.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["dataset", "method", "factor", "metric", "mean", "std", "n",
+                                                "by_nmi_only"])
+        writer.writeheader()
+        writer.writerows(rows)
+    (out / "quality.md").write_text(markdown(matrix, records, rows))
+    plot(matrix, records, (args.figures or out.parent / "figures") / "quality_accuracy_over_time.png")
+    print((out / "quality.md").read_text())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
