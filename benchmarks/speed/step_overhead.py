@@ -8,6 +8,7 @@ both see the same machine load; the ratio of medians is reported.
 
     python benchmarks/speed/step_overhead.py                      # paper MNIST fc ladder, batch 512
     python benchmarks/speed/step_overhead.py --elbo mfcvae_analytic --steps 30 --json out.json
+    python benchmarks/speed/step_overhead.py --smoke --threads 1 --json /tmp/out.json   # CI, seconds
 
 Target (issue 5): full / bare <= 1.05 on a 2-core CPU for the fc ladder at batch 512, J = 2.
 """
@@ -50,7 +51,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path)
+    p.add_argument("--smoke", action="store_true", help="batch 32, three steps (CI: checks that it runs)")
     args = p.parse_args()
+    if args.smoke:
+        args.batch, args.steps = 32, 3
     torch.set_num_threads(args.threads)
 
     exp = build_model(args.elbo, args.batch)
@@ -78,7 +82,7 @@ def main() -> None:
         loss.backward()
         bare_opt.step()
 
-    for _ in range(5):  # warm-up
+    for _ in range(1 if args.smoke else 5):  # warm-up
         full_step()
         bare_step()
     full, bare = [], []
@@ -87,7 +91,7 @@ def main() -> None:
         bare.append(timed(bare_step))
     ratios = [f / b for f, b in zip(full, bare)]
     result = {
-        "benchmark": "step_overhead", "elbo": args.elbo, "batch": args.batch, "threads": args.threads,
+        "benchmark": "step_overhead", "smoke": args.smoke, "elbo": args.elbo, "batch": args.batch, "threads": args.threads,
         "steps": args.steps, "full_ms_median": 1e3 * statistics.median(full),
         "bare_ms_median": 1e3 * statistics.median(bare),
         "ratio_of_medians": statistics.median(full) / statistics.median(bare),
