@@ -78,9 +78,12 @@ def encode_means(encoder: nn.Module, images: Tensor, *, chunk_size: int, bn_mode
     return [torch.cat(facet).numpy() for facet in zip(*parts)]
 
 
-def fit_gmm(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState) -> GaussianMixture:
-    """scikit-learn's diagonal Gaussian mixture with its defaults (k-means init, n_init 1)."""
-    return GaussianMixture(n_components=n_clusters, covariance_type="diag", random_state=random_state).fit(features)
+def fit_gmm(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
+            n_init: int = 1) -> GaussianMixture:
+    """scikit-learn's diagonal Gaussian mixture (k-means init); ``n_init`` restarts, the best
+    likelihood kept (1: scikit-learn's default, as the official code)."""
+    return GaussianMixture(n_components=n_clusters, covariance_type="diag", n_init=n_init,
+                           random_state=random_state).fit(features)
 
 
 _INIT_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)

@@ -54,7 +54,8 @@ class MFCVAEModelConfig:
       running statistics on the training split, then use them);
     * ``gmm_chunk_size`` -- examples per encoder call;
     * ``gmm_seed`` -- ``random_state`` of the GMM fits; ``None``: ``torch.initial_seed()``,
-      i.e. the trainer's seed.
+      i.e. the trainer's seed;
+    * ``gmm_n_init`` -- EM restarts per facet, the best likelihood kept (1: faithful).
 
     Data-dependent initialisation (§5.2; paper: on for SVHN / 3DShapes):
 
@@ -71,6 +72,7 @@ class MFCVAEModelConfig:
     gmm_bn_mode: str = "train"
     gmm_chunk_size: int = 512
     gmm_seed: Optional[int] = None
+    gmm_n_init: int = 1
     data_init: bool = False
     data_init_examples: int = 150
     data_init_scale: float = 0.1
@@ -84,6 +86,7 @@ class MFCVAEModelConfig:
         positive(self.gmm_variance, "gmm_variance")
         positive(self.gmm_chunk_size, "gmm_chunk_size")
         positive(self.gmm_seed, "gmm_seed", allow_zero=True, allow_none=True)
+        positive(self.gmm_n_init, "gmm_n_init")
         positive(self.data_init_examples, "data_init_examples")
         positive(self.data_init_scale, "data_init_scale")
 
@@ -179,7 +182,7 @@ class MFCVAEModel(Model):
         features = encode_means(self.encoder, images, chunk_size=cfg.gmm_chunk_size, bn_mode=cfg.gmm_bn_mode,
                                 device=self._device())
         for prior, facet, feats in zip(self.priors, self.facets, features):
-            gmm = fit_gmm(feats, facet.n_clusters, random_state)
+            gmm = fit_gmm(feats, facet.n_clusters, random_state, cfg.gmm_n_init)
             means = torch.from_numpy(gmm.means_)
             if cfg.gmm_fit == "means":
                 prior.initialise(means, torch.full_like(means, cfg.gmm_variance))

@@ -156,6 +156,19 @@ def test_gmm_init_fits_posterior_means_with_the_seed():
     assert all(torch.equal(a.means, b.means) for a, b in zip(model.priors, again.priors))
 
 
+def test_gmm_n_init_keeps_the_best_of_several_em_runs():
+    x = blobs(90)
+    model = make_model(model=dict(gmm_seed=3, gmm_n_init=4))
+    features = [q.mean.double().detach().numpy() for q in model.encoder(x)]
+    model.gmm_init(x)
+    rng = np.random.RandomState(3)
+    for prior, feats in zip(model.priors, features):
+        gmm = GaussianMixture(3, covariance_type="diag", n_init=4, random_state=rng).fit(feats)
+        np.testing.assert_allclose(prior.means.detach().numpy(), gmm.means_, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="gmm_n_init"):
+        make_model(model=dict(gmm_n_init=0))
+
+
 def test_gmm_seed_defaults_to_the_torch_seed():
     x = blobs(60)
     explicit = make_model(model=dict(gmm_seed=11))
