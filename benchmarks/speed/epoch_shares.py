@@ -17,7 +17,7 @@ Models: the paper's MNIST model (configs/paper/mnist.yaml) at batch 512 on 60,00
 fixed 28x28 images (10,000 for the test split, random labels), and the four CPU MFCVAE configs
 on their real data. Target (issue): GMM init and evaluation each < 5 % of one epoch.
 
-    python benchmarks/speed/epoch_shares.py --json benchmarks/results/epoch_shares.json   # ~10 min
+    python benchmarks/speed/epoch_shares.py --json benchmarks/results/epoch_shares.json   # ~1 min
     python benchmarks/speed/epoch_shares.py --smoke --json /tmp/epoch_shares.json
 """
 

@@ -15,7 +15,7 @@ process; medians are reported.
   ladder (configs/paper/svhn.yaml, on procedural shapes of that size) at channel width 0.5,
   all at batch 64; epoch 200 (99 epochs into SVHN's last step).
 
-    python benchmarks/speed/scaling.py          # ~10 min on a 2-core CPU; writes results/scaling.json + figures
+    python benchmarks/speed/scaling.py          # ~30 s on a 2-core CPU; writes results/scaling.json + figures
     python benchmarks/speed/scaling.py --smoke --json /tmp/scaling.json --figures /tmp/figs
 """
 

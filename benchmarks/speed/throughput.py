@@ -15,7 +15,7 @@ and the ratio full / bare reported. kmeans and gmm_pca have no step: their ``fit
 training split is timed instead. Finally, the peak resident memory of a short real
 ``mfcf train CONFIG --quiet --no-eval`` (one epoch per progressive step) per MFCVAE config.
 
-    python benchmarks/speed/throughput.py --json benchmarks/results/throughput.json   # ~15 min, 2-core CPU
+    python benchmarks/speed/throughput.py --json benchmarks/results/throughput.json   # ~6 min, 2-core CPU
     python benchmarks/speed/throughput.py --smoke --json /tmp/throughput.json          # seconds
 """
 
