@@ -169,6 +169,22 @@ def test_gmm_n_init_keeps_the_best_of_several_em_runs():
         make_model(model=dict(gmm_n_init=0))
 
 
+def test_gmm_examples_fits_on_a_seeded_subsample():
+    x = blobs(90)
+    model = make_model(model=dict(gmm_seed=2, gmm_examples=40))
+    model.gmm_init(x)
+    rng = np.random.RandomState(2)
+    chosen = np.sort(rng.choice(90, 40, replace=False))
+    for prior, q in zip(model.priors, model.encoder(x[torch.from_numpy(chosen)])):
+        gmm = GaussianMixture(3, covariance_type="diag", random_state=rng).fit(q.mean.double().detach().numpy())
+        np.testing.assert_allclose(prior.means.detach().numpy(), gmm.means_, rtol=1e-5, atol=1e-6)
+    everything = make_model(model=dict(gmm_seed=2, gmm_examples=500))  # more than there are: all of them
+    everything.gmm_init(x)
+    reference = make_model(model=dict(gmm_seed=2))
+    reference.gmm_init(x)
+    assert all(torch.equal(a.means, b.means) for a, b in zip(everything.priors, reference.priors))
+
+
 def test_gmm_seed_defaults_to_the_torch_seed():
     x = blobs(60)
     explicit = make_model(model=dict(gmm_seed=11))
