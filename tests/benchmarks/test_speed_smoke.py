@@ -73,9 +73,9 @@ def test_epoch_shares_smoke(tmp_path):
     assert [m["name"] for m in r["models"]][0] == "paper_mnist_random"
     for m in r["models"]:
         assert positive(m["epoch_s_estimate"])
-        for key in ("gmm_init", "gmm_init_limited", "evaluate", "assign"):
+        for key in ("gmm_init", "gmm_init_subsample", "evaluate", "assign"):
             assert positive(m["seconds_median"][key]) and positive(m["share_of_epoch"][key])
-        assert set(m["target_met"]) == {"gmm_init", "evaluate"}
+        assert set(m["target_met"]) == {"gmm_init", "gmm_init_subsample", "evaluate"}
 
 
 def test_step_overhead_smoke(tmp_path):
