@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 import types
 
 import pytest
+from demo_package import installed_demo_package
 
 import mfcf
 from mfcf.api import Encoder
@@ -100,61 +100,8 @@ def test_builtin_plugins_come_from_entry_points():
 @pytest.mark.slow
 def test_third_party_package_installed_with_pip_is_found(tmp_path, toy_config):
     """Build and pip-install a real distribution with an `mfcf` entry point, then use it."""
-    pkg = tmp_path / "mfcf-thirdparty-demo"
-    (pkg / "mfcf_thirdparty_demo").mkdir(parents=True)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=64"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "mfcf-thirdparty-demo"
-        version = "0.3.1"
-        dependencies = ["mfcf"]
-        [project.entry-points.mfcf]
-        demo = "mfcf_thirdparty_demo.plugin"
-        [tool.setuptools]
-        packages = ["mfcf_thirdparty_demo"]
-    """))
-    (pkg / "mfcf_thirdparty_demo" / "__init__.py").write_text("")
-    (pkg / "mfcf_thirdparty_demo" / "plugin.py").write_text(textwrap.dedent('''
-        import dataclasses
-        import torch
-        from torch import nn
-        import mfcf
-        from mfcf.api import Model, LossOutput
-
-        @dataclasses.dataclass
-        class Cfg:
-            scale: float = 1.0
-
-        class NearestMean(Model):
-            """Third-party model: learnable cluster means on raw pixels, one facet."""
-            name = "demo_nearest_mean"
-            Config = Cfg
-            supported_facets = (1, 1)
-
-            def __init__(self, config, *, info, facets):
-                super().__init__(config, info=info, facets=facets)
-                n = 1
-                for s in info.shape:
-                    n *= s
-                self.means = nn.Parameter(torch.rand(facets[0].n_clusters, n))
-
-            def training_loss(self, x, *, epoch, step):
-                d = torch.cdist(x.flatten(1), self.means) ** 2
-                loss = -torch.logsumexp(-d, 1).mean() * self.config.scale
-                return LossOutput(loss, {})
-
-            def cluster_probs(self, x):
-                return [torch.softmax(-torch.cdist(x.flatten(1), self.means) ** 2, 1)]
-
-        @mfcf.hookimpl
-        def mfcf_register_models():
-            return [NearestMean]
-    '''))
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(pkg)]
-    subprocess.run(pip, check=True, capture_output=True)
-    try:
+    with installed_demo_package(tmp_path, dist="mfcf-thirdparty-demo", plugin="demo", model="demo_nearest_mean",
+                                version="0.3.1"):
         listing = subprocess.run(["mfcf", "plugins", "--json"], check=True, capture_output=True, text=True)
         entry = next(e for e in json.loads(listing.stdout) if e["name"] == "demo_nearest_mean")
         assert (entry["kind"], entry["package"], entry["version"]) == ("model", "mfcf-thirdparty-demo", "0.3.1")
@@ -164,6 +111,3 @@ def test_third_party_package_installed_with_pip_is_found(tmp_path, toy_config):
         run = mfcf.train(toy_config, quiet=True)
         plugins = json.loads((run / "plugins.json").read_text())
         assert {"plugin": "demo", "package": "mfcf-thirdparty-demo", "version": "0.3.1"} in plugins
-    finally:
-        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", "mfcf-thirdparty-demo"],
-                       capture_output=True)

@@ -12,11 +12,11 @@ import json
 import math
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from demo_package import installed_demo_package
 import torch
 import yaml
 
@@ -109,60 +109,8 @@ def test_local_sweep_two_settings_by_two_seeds(tmp_path, ray_tmp):
 
 
 def test_pip_installed_plugin_package_is_used_by_the_workers(tmp_path, ray_tmp):
-    pkg = tmp_path / "mfcf-sweepdemo"
-    (pkg / "mfcf_sweepdemo").mkdir(parents=True)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=64"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "mfcf-sweepdemo"
-        version = "0.2.0"
-        dependencies = ["mfcf"]
-        [project.entry-points.mfcf]
-        sweepdemo = "mfcf_sweepdemo.plugin"
-        [tool.setuptools]
-        packages = ["mfcf_sweepdemo"]
-    """))
-    (pkg / "mfcf_sweepdemo" / "__init__.py").write_text("")
-    (pkg / "mfcf_sweepdemo" / "plugin.py").write_text(textwrap.dedent('''
-        import dataclasses
-        import torch
-        from torch import nn
-        import mfcf
-        from mfcf.api import LossOutput, Model
-
-        @dataclasses.dataclass
-        class Cfg:
-            scale: float = 1.0
-
-        class Means(Model):
-            """Third-party model: learnable cluster means on raw pixels, one facet."""
-            name = "sweepdemo_means"
-            Config = Cfg
-            supported_facets = (1, 1)
-
-            def __init__(self, config, *, info, facets):
-                super().__init__(config, info=info, facets=facets)
-                n = 1
-                for s in info.shape:
-                    n *= s
-                self.means = nn.Parameter(torch.rand(facets[0].n_clusters, n))
-
-            def training_loss(self, x, *, epoch, step):
-                d = torch.cdist(x.flatten(1), self.means) ** 2
-                return LossOutput(-torch.logsumexp(-d, 1).mean() * self.config.scale, {})
-
-            def cluster_probs(self, x):
-                return [torch.softmax(-torch.cdist(x.flatten(1), self.means) ** 2, 1)]
-
-        @mfcf.hookimpl
-        def mfcf_register_models():
-            return [Means]
-    '''))
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(pkg)]
-    subprocess.run(pip, check=True, capture_output=True)
-    try:
+    with installed_demo_package(tmp_path, dist="mfcf-sweepdemo", plugin="sweepdemo", model="sweepdemo_means",
+                                version="0.2.0"):
         experiment = toy_experiment(epochs=2)
         experiment.update(plugins=["mfcf_toy"], model={"name": "sweepdemo_means"},
                           facets=[{"latent_dim": 1, "n_clusters": 3}])
@@ -177,8 +125,6 @@ def test_pip_installed_plugin_package_is_used_by_the_workers(tmp_path, ray_tmp):
             plugins = read_json(trial / "run" / "plugins.json")  # written by the worker that trained it
             assert {"plugin": "sweepdemo", "package": "mfcf-sweepdemo", "version": "0.2.0"} in plugins
             assert read_json(trial / "trial.json")["status"] == "completed"
-    finally:
-        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", "mfcf-sweepdemo"], capture_output=True)
 
 
 def test_a_crashed_trial_is_retried_from_its_checkpoint(tmp_path, ray_tmp):
