@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import torch
@@ -73,6 +74,17 @@ class Model(Component, nn.Module):
     def fit(self, train: DataSplit, *, seed: int) -> None:
         """Fit without the gradient loop (``trains_by_gradient = False``)."""
         raise NotImplementedError(f"{type(self).__name__} sets trains_by_gradient=False but has no fit")
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """``with model.evaluating(): ...`` runs the block in eval mode and restores the mode
+        the model was in (train or eval) afterwards, even on an exception."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)
 
     # -- clustering ------------------------------------------------------------------------
     @property

@@ -36,10 +36,8 @@ from .rundir import RunDir
 @torch.no_grad()
 def _per_facet(method, model: Model, images: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     """``method(x)`` (one tensor per facet) over ``images`` in batches, in eval mode, concatenated."""
-    was_training = model.training
-    model.eval()
-    chunks = [method(x) for x in DeviceBatches(images, batch_size, shuffle=False).epoch(0)]
-    model.train(was_training)
+    with model.evaluating():
+        chunks = [method(x) for x in DeviceBatches(images, batch_size, shuffle=False).epoch(0)]
     return [torch.cat([c[j] for c in chunks]).cpu() for j in range(len(chunks[0]))]
 
 

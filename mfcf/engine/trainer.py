@@ -221,24 +221,24 @@ class Trainer:
     @torch.no_grad()
     def _validation(self, epoch: int) -> dict[str, float]:
         model = self.exp.model
-        model.eval()
-        devices = [self.exp.device] if self.exp.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):  # validation never shifts the training RNG stream
-            sums = None
+        sums = None
+        # validation never shifts the training RNG stream
+        with model.evaluating(), torch.random.fork_rng(devices=self._cuda_devices()):
             for x in DeviceBatches(self.exp.val.images, self.exp.resolved.data.eval_batch_size, shuffle=False).epoch(0):
                 out = model.validation_loss(x, epoch=epoch)
                 if out is None:
                     return {}
                 sums = sums or _EpochSums.for_output(out, self.exp.device)
                 sums.add(out, len(x), 0)
-        model.train()
         return sums.means() if sums is not None else {}
+
+    def _cuda_devices(self) -> list[torch.device]:
+        return [self.exp.device] if self.exp.device.type == "cuda" else []
 
     def _validation_scores(self) -> dict[str, float]:
         """Clustering scores of every facet against every factor on the validation split,
         ``val/facet<j>/<factor>/<metric>``: logged to follow training, never used to select."""
-        devices = [self.exp.device] if self.exp.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=self._cuda_devices()):
             return flatten_evaluation(evaluate_experiment(self.exp, "val"))
 
     def _check_finite(self, sums: _EpochSums | None, steps_per_epoch: int) -> None:

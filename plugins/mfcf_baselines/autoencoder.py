@@ -18,9 +18,8 @@ moment estimates, untouched until they first receive one.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Optional
 
 import numpy as np
@@ -160,11 +159,3 @@ class PretrainedAutoencoder(Model):
                 f"they are initialised at the start of epoch {P} (model.pretrain_epochs), after the autoencoder "
                 f"pre-training, so trainer.epochs must be at least {P + 1}")
 
-    @contextlib.contextmanager
-    def evaluating(self) -> Iterator[None]:
-        was_training = self.training
-        self.eval()
-        try:
-            yield
-        finally:
-            self.train(was_training)

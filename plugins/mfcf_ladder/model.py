@@ -9,9 +9,8 @@ assignment (§7.1) and the side-effect-free sampling API used by reports (§7.4,
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -142,7 +141,7 @@ class MFCVAEModel(Model):
     def validation_loss(self, x: Tensor, *, epoch: int) -> LossOutput:
         """The ELBO estimator's loss in eval mode with the coefficients at (epoch, 0) (§9, D14)."""
         coeffs = self.schedule(epoch, 0)
-        with self._evaluating():
+        with self.evaluating():
             return self._with_coefficients(self.elbo(self, x, coeffs), coeffs, x.device)
 
     @staticmethod
@@ -214,7 +213,7 @@ class MFCVAEModel(Model):
     # -- clustering ------------------------------------------------------------------------
     @torch.no_grad()
     def cluster_probs(self, x: Tensor) -> list[Tensor]:
-        with self._evaluating():
+        with self.evaluating():
             posteriors = self.encoder(x)
             if self.config.assignment == "mean":
                 return [prior.responsibilities(q.mean) for prior, q in zip(self.priors, posteriors)]
@@ -225,13 +224,13 @@ class MFCVAEModel(Model):
     @torch.no_grad()
     def posterior_means(self, x: Tensor) -> list[Tensor]:
         """Mean of q(z_j | x) for every facet: [(B, D_j)]."""
-        with self._evaluating():
+        with self.evaluating():
             return [q.mean for q in self.encoder(x)]
 
     @torch.no_grad()
     def decode_mean(self, zs: Sequence[Tensor]) -> Tensor:
         """The mean image of p(x | z) for one latent per facet: (B, *data_shape)."""
-        with self._evaluating():
+        with self.evaluating():
             return self.likelihood.mean(self.decoder(list(zs)))
 
     @torch.no_grad()
@@ -275,11 +274,3 @@ class MFCVAEModel(Model):
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
-    @contextlib.contextmanager
-    def _evaluating(self) -> Iterator[None]:
-        was_training = self.training
-        self.eval()
-        try:
-            yield
-        finally:
-            self.train(was_training)
