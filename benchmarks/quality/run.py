@@ -224,7 +224,10 @@ def plot(matrix: dict, records: list[dict[str, Any]], path: Path) -> None:
     datasets = [d for d in matrix["datasets"] if any(r["dataset"] == d for r in records)]
     if not datasets:
         return
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4.3), squeeze=False)
+    methods = list(dict.fromkeys(m for d in datasets for m in matrix["datasets"][d]["methods"]))
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    handles = {}
     for ax, dataset in zip(axes[0], datasets):
         primary = matrix["datasets"][dataset]["primary"]
         for method in matrix["datasets"][dataset]["methods"]:
@@ -234,15 +237,17 @@ def plot(matrix: dict, records: list[dict[str, Any]], path: Path) -> None:
             length = min(len(c) for c in curves)  # epochs every seed reached
             t = [statistics.fmean(c[i][0] for c in curves) for i in range(length)]
             a = [statistics.fmean(c[i][1] for c in curves) for i in range(length)]
-            style = {"marker": "o"} if length == 1 else {"marker": "." if length < 15 else None}
-            ax.plot(t, a, label=method, linewidth=2.2 if method.startswith("mfcvae_j2") else 1.2, **style)
+            style = {"marker": "o", "markersize": 7} if length == 1 else {"marker": "." if length < 15 else None}
+            (handles[method],) = ax.plot(t, a, color=colours[method], label=method,
+                                         linewidth=2.4 if method == "mfcvae_j2" else 1.2, **style)
         ax.set_xscale("log")
         ax.set_xlabel("training time (s, mean over seeds; log scale)")
         ax.set_ylabel(f"validation Hungarian accuracy ({primary})")
         ax.set_title(dataset)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.legend([handles[m] for m in methods if m in handles], [m for m in methods if m in handles],
+               loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
