@@ -182,8 +182,9 @@ def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(matrix: dict, records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
     lines = ["Test-split scores, mean ± std over seeds (n = seeds that finished). Per factor: Hungarian "
-             "(one-to-one) accuracy / NMI of the facet the **validation** matching assigns to it; `*`: no facet "
-             "was matched to the factor, the facet with the highest validation NMI for it is shown.", ""]
+             "(one-to-one) accuracy / NMI of the facet the **validation** matching assigns to it; `*`: in at least one "
+             "seed no facet was matched to the factor, and the facet with the highest validation NMI for it is "
+             "shown.", ""]
     for dataset, entry in matrix["datasets"].items():
         factors = sorted({r["factor"] for r in rows if r["dataset"] == dataset})
         if not factors:
@@ -224,11 +225,15 @@ def plot(matrix: dict, records: list[dict[str, Any]], path: Path) -> None:
     datasets = [d for d in matrix["datasets"] if any(r["dataset"] == d for r in records)]
     if not datasets:
         return
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets), 4.3), squeeze=False)
+    cols = min(len(datasets), 2)
+    rows = math.ceil(len(datasets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.2 * rows + 0.5), squeeze=False)
     methods = list(dict.fromkeys(m for d in datasets for m in matrix["datasets"][d]["methods"]))
     colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
     handles = {}
-    for ax, dataset in zip(axes[0], datasets):
+    for ax in axes.flat[len(datasets):]:
+        ax.set_visible(False)
+    for ax, dataset in zip(axes.flat, datasets):
         primary = matrix["datasets"][dataset]["primary"]
         for method in matrix["datasets"][dataset]["methods"]:
             curves = [r["curve"] for r in records if (r["dataset"], r["method"]) == (dataset, method) and r["curve"]]
@@ -246,8 +251,8 @@ def plot(matrix: dict, records: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(dataset)
         ax.grid(alpha=0.3)
     fig.legend([handles[m] for m in methods if m in handles], [m for m in methods if m in handles],
-               loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+               loc="lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.09 / rows, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
