@@ -5,6 +5,8 @@ Columns are grouped by name, never by a list of known names, so any model's term
 * ``train/<term>`` and ``val/<term>`` -> one panel per term (train solid, validation dashed);
 * ``train/<term>/<j>`` -> one panel per term with a line per facet j (ELBO terms such as
   ``kl_z/0`` and the schedule's coefficients such as ``alpha_dec/0`` alike);
+* ``val/facet<j>/<factor>/<metric>`` (``trainer.score_every_epochs``) -> one panel per
+  clustering metric with a line per (facet, factor);
 * ``lr`` -> its own panel.
 """
 
@@ -22,6 +24,7 @@ from .section import Figure, Section
 
 _SPLITS = ("train", "val")
 _FACET = re.compile(r"^(?P<term>.+)/(?P<facet>\d+)$")
+_SCORE = re.compile(r"^facet(?P<facet>\d+)/(?P<factor>[^/]+)/(?P<metric>[^/]+)$")
 N_COLS = 3
 
 
@@ -32,25 +35,33 @@ def _float(value: str | None) -> float:
         return math.nan
 
 
-def curve_panels(columns: Sequence[str]) -> list[tuple[str, list[tuple[str, str, int | None]]]]:
-    """Group metrics columns into panels: ``[(title, [(column, split, facet | None), ...]), ...]``.
+Member = tuple[str, str, "int | None", "str | None"]  # column, split, facet, line label (None: derived)
 
-    Scalar terms come first, then per-facet terms, then ``lr``, each in first-seen order.
+
+def curve_panels(columns: Sequence[str]) -> list[tuple[str, list[Member]]]:
+    """Group metrics columns into panels: ``[(title, [(column, split, facet, label), ...]), ...]``.
+
+    Scalar terms come first, then per-facet terms, then validation clustering scores, then
+    ``lr``, each in first-seen order.
     """
     scalars: dict[str, list] = {}
     per_facet: dict[str, list] = {}
+    scores: dict[str, list] = {}
     for col in columns:
         split, _, name = col.partition("/")
         if split not in _SPLITS or not name:
             continue
-        m = _FACET.match(name)
-        if m:
-            per_facet.setdefault(f"{m['term']} per facet", []).append((col, split, int(m["facet"])))
+        score, m = _SCORE.match(name), _FACET.match(name)
+        if score:
+            scores.setdefault(f"{score['metric']} ({'validation' if split == 'val' else split})", []).append(
+                (col, split, int(score["facet"]), f"facet {score['facet']}: {score['factor']}"))
+        elif m:
+            per_facet.setdefault(f"{m['term']} per facet", []).append((col, split, int(m["facet"]), None))
         else:
-            scalars.setdefault(name, []).append((col, split, None))
-    panels = list(scalars.items()) + list(per_facet.items())
+            scalars.setdefault(name, []).append((col, split, None, None))
+    panels = list(scalars.items()) + list(per_facet.items()) + list(scores.items())
     if "lr" in columns:
-        panels.append(("learning rate (lr)", [("lr", "train", None)]))
+        panels.append(("learning rate (lr)", [("lr", "train", None, None)]))
     return panels
 
 
@@ -94,20 +105,23 @@ def curves_figure(rows: Sequence[Mapping[str, str]], title: str) -> plt.Figure |
     marker = "o" if len(rows) <= 30 else None
     for ax, (name, members) in zip(axes.flat, panels):
         series = []
-        for col, split, facet in members:
+        for i, (col, split, facet, label) in enumerate(members):
             y = np.array([_float(r.get(col)) for r in rows])
             ok = np.isfinite(y)
             if not ok.any():
                 continue
-            label = (f"facet {facet} " if facet is not None else "") + ("validation" if split == "val" else split)
-            colour = colours[(facet or 0) % len(colours)] if facet is not None else colours[_SPLITS.index(split)]
+            if label is None:
+                label = (f"facet {facet} " if facet is not None else "") + ("validation" if split == "val" else split)
+                colour = colours[(facet or 0) % len(colours)] if facet is not None else colours[_SPLITS.index(split)]
+            else:  # one line per (facet, factor) score
+                colour = colours[i % len(colours)]
             ax.plot(epochs[ok], y[ok], linestyle="--" if split == "val" else "-", marker=marker, markersize=3,
                     color=colour, label=label if name != "learning rate (lr)" else None)
             series.append(y[ok])
         _limits(ax, series)
         ax.set_title(name)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("epoch mean")
+        ax.set_ylabel("score" if any(m[3] for m in members) else "epoch mean")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, ncol=2 if len(members) > 4 else 1)

@@ -32,12 +32,16 @@ def test_ties_keep_lower_cluster_and_example_first():
 
 def test_curve_panels_group_per_facet_terms_and_lr():
     cols = ["epoch", "global_step", "train/loss", "train/kl_z/0", "train/kl_z/1", "train/alpha_dec/0", "lr",
-            "examples_per_s", "val/loss", "val/kl_z/0"]
+            "examples_per_s", "time/train_s", "val/loss", "val/kl_z/0", "val/facet0/shape/nmi",
+            "val/facet1/shape/nmi", "val/facet0/shape/hungarian_acc"]
     panels = dict(curve_panels(cols))
-    assert list(panels) == ["loss", "kl_z per facet", "alpha_dec per facet", "learning rate (lr)"]
-    assert panels["loss"] == [("train/loss", "train", None), ("val/loss", "val", None)]
-    assert panels["kl_z per facet"] == [("train/kl_z/0", "train", 0), ("train/kl_z/1", "train", 1),
-                                        ("val/kl_z/0", "val", 0)]
+    assert list(panels) == ["loss", "kl_z per facet", "alpha_dec per facet", "nmi (validation)",
+                            "hungarian_acc (validation)", "learning rate (lr)"]
+    assert panels["loss"] == [("train/loss", "train", None, None), ("val/loss", "val", None, None)]
+    assert panels["kl_z per facet"] == [("train/kl_z/0", "train", 0, None), ("train/kl_z/1", "train", 1, None),
+                                        ("val/kl_z/0", "val", 0, None)]
+    assert panels["nmi (validation)"] == [("val/facet0/shape/nmi", "val", 0, "facet 0: shape"),
+                                          ("val/facet1/shape/nmi", "val", 1, "facet 1: shape")]
     assert curve_panels(["epoch", "fit_seconds"]) == []
 
 
