@@ -37,6 +37,8 @@ from typing import Any
 
 import yaml
 
+from mfcf.engine.machine import machine_info
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 METRICS = ("hungarian_acc", "many_to_one_acc", "nmi", "ari")
@@ -49,7 +51,7 @@ SMOKE_MATRIX = {
         "mfcvae_j2": str(ROOT / "configs/sweeps/digits_mfcvae_cpu.yaml") + "#experiment",
         "kmeans": str(ROOT / "configs/baselines/digits/kmeans.yaml"),
     }}},
-    "extra": ["trainer.epochs=2", "model.n_init=1"],
+    "extra": ["trainer.epochs=2"],
 }
 
 
@@ -65,7 +67,7 @@ def experiment_of(path: str) -> Any:
 def sweep_file(out: Path, dataset: str, method: str, matrix: dict, entry: dict, path: str,
                extra: list[str]) -> Path:
     overrides = [*matrix.get("overrides", []), *entry.get("data", []),
-                 *[o for o in extra if _applies(o, method)]]
+                 *extra]
     spec = {
         "experiment": experiment_of(path),
         "overrides": overrides,
@@ -81,11 +83,6 @@ def sweep_file(out: Path, dataset: str, method: str, matrix: dict, entry: dict, 
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(spec, sort_keys=False))
     return target
-
-
-def _applies(override: str, method: str) -> bool:
-    # smoke extras: `model.n_init` only exists for k-means
-    return not override.startswith("model.n_init") or method == "kmeans"
 
 
 def run_sweep(file: Path, cpus: int) -> tuple[str, int, str]:
@@ -305,9 +302,6 @@ def main() -> int:
     records = collect(out, matrix)
     rows = aggregate(records)
     out.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(ROOT))
-    from mfcf.engine.machine import machine_info
-
     (out / "quality.json").write_text(json.dumps({"machine": machine_info(), "seeds": matrix["seeds"],
                                                   "records": records}, indent=1))
     with open(out / "quality.csv", "w", newline="") as fh:

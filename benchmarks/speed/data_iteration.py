@@ -13,7 +13,6 @@ Target (issue 4): under 2 % of an epoch of MFCVAE training on a 2-core CPU.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -22,11 +21,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _common import full_step, timed, write_json  # noqa: E402
 from step_overhead import build_model  # noqa: E402
 
 from mfcf.engine.batches import DeviceBatches  # noqa: E402
 from mfcf.engine.machine import machine_info  # noqa: E402
-from mfcf.engine.trainer import make_optimizer  # noqa: E402
 
 
 def main() -> None:
@@ -52,19 +51,10 @@ def main() -> None:
         data_times.append(time.perf_counter() - start)
 
     exp = build_model("mfcvae_mc", 512)
-    model = exp.model
-    opt = make_optimizer([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    x = images[:512]
-    step_times = []
-    warmup = 1 if args.smoke else 3
-    for i in range(args.steps + warmup):
-        start = time.perf_counter()
-        out = model.training_loss(x, epoch=300, step=0)
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
-        if i >= warmup:
-            step_times.append(time.perf_counter() - start)
+    step = full_step(exp.model, images[:512], epoch=300, step=0)
+    for _ in range(1 if args.smoke else 3):  # warm-up
+        step()
+    step_times = [timed(step) for _ in range(args.steps)]
     epoch_train = statistics.median(step_times) * len(batches)
     result = {
         "benchmark": "data_iteration", "smoke": args.smoke, "images": n_images, "batch": 512, "threads": args.threads,
@@ -72,10 +62,7 @@ def main() -> None:
         "data_share_of_epoch": statistics.median(data_times) / epoch_train,
         "machine": machine_info(),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """MFCVAE training-step overhead against the bare network, measured in one process.
 
-A *bare* step runs the same encoder and decoder (one reparameterised sample per facet, a
-Bernoulli reconstruction loss), backward and Adam; a *full* step is mfcf's real training step
-(`model.training_loss` with the schedule, the priors and the ELBO estimator, backward, Adam)
-plus the trainer's on-device bookkeeping of the logged terms. Steps alternate A B A B ... so
+A *bare* step runs the same encoder and decoder (one reparameterised sample per facet, the
+likelihood's reconstruction term: Bernoulli here), backward and the trainer's Adam; a *full*
+step is mfcf's real training step (`model.training_loss` with the schedule, the priors and the
+ELBO estimator, backward, Adam) plus the trainer's on-device bookkeeping of the logged terms. Steps alternate A B A B ... so
 both see the same machine load; the ratio of medians is reported.
 
     python benchmarks/speed/step_overhead.py                      # paper MNIST fc ladder, batch 512
@@ -16,32 +16,22 @@ Target (issue 5): full / bare <= 1.05 on a 2-core CPU for the fc ladder at batch
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import time
+import sys
 from pathlib import Path
 
 import torch
 
-import mfcf
-from mfcf.engine.machine import machine_info
-from mfcf.engine.trainer import _EpochSums, make_optimizer
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import (PAPER_MNIST, PAPER_MNIST_OVERRIDES, bare_step, build, full_step,  # noqa: E402
+                     interleaved, ratio_stats, write_json)
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "paper" / "mnist.yaml"
+from mfcf.engine.machine import machine_info  # noqa: E402
 
 
 def build_model(elbo: str, batch: int):
-    """The paper's MNIST model on Fashion-MNIST-shaped random data (the images do not matter here)."""
-    cfg = mfcf.load_config(CONFIG, [f"elbo.name={elbo}", "data.name=digits", "data.image_size=28",
-                                    f"data.batch_size={batch}", "trainer.device=cpu"])
-    return mfcf.build(cfg)
-
-
-def timed(fn, sync=lambda: None) -> float:
-    start = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - start
+    """The paper's MNIST model, built without the MNIST files (the images do not matter here)."""
+    return build(PAPER_MNIST, [*PAPER_MNIST_OVERRIDES, f"elbo.name={elbo}", f"data.batch_size={batch}"])
 
 
 def main() -> None:
@@ -60,49 +50,19 @@ def main() -> None:
     exp = build_model(args.elbo, args.batch)
     model = exp.model
     x = torch.rand(args.batch, *exp.train.images.shape[1:])
-    full_opt = make_optimizer([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    bare_params = list(model.encoder.parameters()) + list(model.decoder.parameters())
-    bare_opt = make_optimizer(bare_params, lr=1e-4)
-    sums = None
-
-    def full_step():
-        nonlocal sums
-        out = model.training_loss(x, epoch=300, step=0)  # inside the fade-in: every facet active
-        full_opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        full_opt.step()
-        sums = sums or _EpochSums.for_output(out, torch.device("cpu"))
-        sums.add(out, len(x), 0)
-
-    def bare_step():
-        zs = [q.rsample() for q in model.encoder(x)]
-        logits = model.decoder(zs)
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
-        bare_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        bare_opt.step()
-
-    for _ in range(1 if args.smoke else 5):  # warm-up
-        full_step()
-        bare_step()
-    full, bare = [], []
-    for _ in range(args.steps):
-        full.append(timed(full_step))
-        bare.append(timed(bare_step))
-    ratios = [f / b for f, b in zip(full, bare)]
+    # epoch 300: inside the fade-in, every facet active
+    times = interleaved({"full": full_step(model, x, epoch=300, step=0), "bare": bare_step(model, x)},
+                        rounds=args.steps, warmup=1 if args.smoke else 5)
+    full, bare = times["full"], times["bare"]
     result = {
         "benchmark": "step_overhead", "smoke": args.smoke, "elbo": args.elbo, "batch": args.batch, "threads": args.threads,
         "steps": args.steps, "full_ms_median": 1e3 * statistics.median(full),
         "bare_ms_median": 1e3 * statistics.median(bare),
-        "ratio_of_medians": statistics.median(full) / statistics.median(bare),
-        "median_pairwise_ratio": statistics.median(ratios),
+        **ratio_stats(full, bare),
         "examples_per_s_full": args.batch / statistics.median(full),
         "machine": machine_info(),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":
