@@ -60,6 +60,12 @@ class DataSection:
             raise ConfigError(f"must lie in [0, 1), got {self.val_fraction}", key="val_fraction")
 
 
+#: ``trainer.precision`` values: full float32, or bfloat16 autocast of the networks.
+PRECISIONS = ("fp32", "bf16")
+#: ``trainer.compile`` values: ``eager`` (no compilation) or a ``torch.compile`` mode.
+COMPILE_MODES = ("eager", "default", "reduce-overhead", "max-autotune")
+
+
 @dataclasses.dataclass
 class TrainerSection:
     """``trainer:`` -- how to train, where to write, how often to checkpoint."""
@@ -74,6 +80,8 @@ class TrainerSection:
     eval_every_epochs: int = 1  # validation loss cadence when data.val_fraction > 0
     score_every_epochs: int = 0  # clustering scores on the validation split every N epochs; 0: off
     grad_clip: Optional[float] = None  # max gradient norm; None: no clipping
+    precision: str = "fp32"  # fp32 | bf16 (autocast of the networks; densities and losses stay fp32)
+    compile: str = "eager"  # eager | default | reduce-overhead | max-autotune: torch.compile mode of the loss
     runs_dir: str = "runs"
     run_name: Optional[str] = None
 
@@ -86,6 +94,10 @@ class TrainerSection:
         positive(self.eval_every_epochs, "eval_every_epochs")
         positive(self.score_every_epochs, "score_every_epochs", allow_zero=True)
         positive(self.grad_clip, "grad_clip", allow_none=True)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}", key="precision")
+        if self.compile not in COMPILE_MODES:
+            raise ConfigError(f"must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}", key="compile")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"must be auto, cpu, cuda or cuda:N, got {self.device!r}", key="device")
 

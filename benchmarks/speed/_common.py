@@ -7,6 +7,7 @@ they all see the same machine load, and reports medians.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -64,13 +65,15 @@ def trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 def full_step(model, x: torch.Tensor, epoch: int, step: int, lr: float = 1e-4) -> Callable[[], None]:
     """mfcf's training step as the trainer runs it: loss, backward, the trainer's Adam, and the
-    on-device bookkeeping of the logged terms."""
+    on-device bookkeeping of the logged terms. Call i runs at (epoch, step + i % 50), so a
+    schedule's coefficients change from call to call as in training (within a fade)."""
     opt = make_optimizer(trainable(model), lr=lr)
     sums = None
+    calls = itertools.count()
 
     def run() -> None:
         nonlocal sums
-        out = model.training_loss(x, epoch=epoch, step=step)
+        out = model.training_loss(x, epoch=epoch, step=step + next(calls) % 50)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()

@@ -8,7 +8,12 @@ both see the same machine load; the ratio of medians is reported.
 
     python benchmarks/speed/step_overhead.py                      # paper MNIST fc ladder, batch 512
     python benchmarks/speed/step_overhead.py --elbo mfcvae_analytic --steps 30 --json out.json
+    python benchmarks/speed/step_overhead.py --compile default    # with trainer.compile: default
     python benchmarks/speed/step_overhead.py --smoke --threads 1 --json /tmp/out.json   # CI, seconds
+
+``--compile MODE`` times the full step as the trainer runs it with ``trainer.compile: MODE``
+(``model.compile_training``: on a CPU the ELBO's densities are compiled, the networks stay
+eager); the compilation happens in the warm-up steps.
 
 Target (issue 5): full / bare <= 1.05 on a 2-core CPU for the fc ladder at batch 512, J = 2.
 """
@@ -40,6 +45,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--compile", default="eager", help="trainer.compile mode of the full step (default: eager)")
     p.add_argument("--json", type=Path)
     p.add_argument("--smoke", action="store_true", help="batch 32, three steps (CI: checks that it runs)")
     args = p.parse_args()
@@ -49,6 +55,8 @@ def main() -> None:
 
     exp = build_model(args.elbo, args.batch)
     model = exp.model
+    if args.compile != "eager":
+        model.compile_training(args.compile)
     x = torch.rand(args.batch, *exp.train.images.shape[1:])
     # epoch 300: inside the fade-in, every facet active
     times = interleaved({"full": full_step(model, x, epoch=300, step=0), "bare": bare_step(model, x)},
@@ -56,7 +64,7 @@ def main() -> None:
     full, bare = times["full"], times["bare"]
     result = {
         "benchmark": "step_overhead", "smoke": args.smoke, "elbo": args.elbo, "batch": args.batch, "threads": args.threads,
-        "steps": args.steps, "full_ms_median": 1e3 * statistics.median(full),
+        "compile": args.compile, "steps": args.steps, "full_ms_median": 1e3 * statistics.median(full),
         "bare_ms_median": 1e3 * statistics.median(bare),
         **ratio_stats(full, bare),
         "examples_per_s_full": args.batch / statistics.median(full),

@@ -24,7 +24,7 @@ from .likelihood import Likelihood
 from .model import PARTS, Model
 from .prior import FacetPrior
 from .schedule import Schedule
-from .types import Coefficients, FacetSpec, GaussianPosterior, LossOutput, as_floats
+from .types import Coefficients, FacetSpec, GaussianPosterior, LossOutput, as_coefficients, full_precision, scaled
 
 #: kind name -> base class, in the order components are built.
 KINDS: dict[str, type[Component]] = {
@@ -41,5 +41,5 @@ KINDS: dict[str, type[Component]] = {
 __all__ = [
     "KINDS", "PARTS", "ClusterSampler", "Coefficients", "Component", "DataInfo", "DataSplit", "Dataset", "Decoder",
     "ELBO", "EmptyConfig", "Encoder", "FacetPrior", "FacetSwapper", "FacetSpec", "GaussianPosterior", "GenerativeModel", "LatentCodec",
-    "LatentModel", "Likelihood", "LossOutput", "Model", "Schedule", "as_floats",
+    "LatentModel", "Likelihood", "LossOutput", "Model", "Schedule", "as_coefficients", "full_precision", "scaled",
 ]

@@ -71,6 +71,19 @@ class Model(Component, nn.Module):
     def on_epoch_start(self, epoch: int, train: DataSplit) -> None:
         """Hook run before the first step of every epoch (resumed runs skip epochs already begun)."""
 
+    def compile_training(self, mode: str) -> None:
+        """Compile the tensor work of :meth:`training_loss` with ``torch.compile(mode=mode)``
+        (``trainer.compile``), called once before the first step.
+
+        The default compiles every child module's ``forward`` in place (parameter names and
+        checkpoints are unchanged). Models whose loss is more than forward calls override it to
+        compile the whole loss computation, leaving outside the compiled region anything that
+        changes every step as a Python value (schedules, counters), which would otherwise
+        trigger recompilation.
+        """
+        for child in self.children():
+            child.compile(mode=mode)
+
     def fit(self, train: DataSplit, *, seed: int) -> None:
         """Fit without the gradient loop (``trains_by_gradient = False``)."""
         raise NotImplementedError(f"{type(self).__name__} sets trains_by_gradient=False but has no fit")

@@ -29,6 +29,11 @@ class FacetSpec:
 _LOG_2PI = math.log(2 * math.pi)
 
 
+def full_precision(t: Tensor) -> Tensor:
+    """``t`` in float32 when it is in a lower precision (bf16 / fp16 autocast output), else ``t``."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+
+
 class GaussianPosterior(NamedTuple):
     """A diagonal Gaussian ``q(z_j | x) = N(mean, diag(exp(logvar)))`` for a batch, each (B, D)."""
 
@@ -42,6 +47,10 @@ class GaussianPosterior(NamedTuple):
     @property
     def std(self) -> Tensor:
         return (0.5 * self.logvar).exp()
+
+    def full_precision(self) -> GaussianPosterior:
+        """This posterior with :func:`full_precision` tensors (itself outside autocast)."""
+        return GaussianPosterior(full_precision(self.mean), full_precision(self.logvar))
 
     def rsample(self, n_samples: int | None = None) -> Tensor:
         """Reparameterised draw(s): (B, D), or (S, B, D) when ``n_samples`` is given."""
@@ -79,6 +88,19 @@ class Coefficients:
         one = (1.0,) * n_facets
         return cls(one, one, one, one)
 
+    def on_device(self, device: torch.device) -> Coefficients:
+        """The same coefficients as 0-dim float32 tensors on ``device``, made by one
+        asynchronous copy from pinned memory (no synchronisation). Compiled losses take these:
+        a changing tensor value is data, where a changing float would be a new constant and
+        cost torch.compile a recompilation."""
+        names = [field.name for field in dataclasses.fields(self)]
+        host = torch.tensor([v for name in names for v in getattr(self, name)], dtype=torch.float32)
+        if device.type == "cuda":
+            host = host.pin_memory()
+        values = host.to(device, non_blocking=True).unbind()
+        n = len(self.alpha_enc)
+        return Coefficients(*(tuple(values[i * n:(i + 1) * n]) for i in range(len(names))))
+
     def as_dict(self) -> dict[str, float]:
         """Flat ``{'alpha_dec/0': 1.0, ...}`` view for logging."""
         return {
@@ -101,6 +123,12 @@ class LossOutput:
     terms: dict[str, Tensor] = dataclasses.field(default_factory=dict)
 
 
-def as_floats(values: Sequence[float] | None, n: int) -> tuple[float, ...]:
-    """``values`` as a tuple of n floats; ``None`` means all ones."""
-    return (1.0,) * n if values is None else tuple(float(v) for v in values)
+def as_coefficients(values: Sequence[float | Tensor] | None, n: int) -> tuple[float | Tensor, ...]:
+    """``values`` as a tuple of n coefficients -- floats, or the 0-dim tensors of
+    :meth:`Coefficients.on_device` as they are; ``None`` means all ones."""
+    return (1.0,) * n if values is None else tuple(v if isinstance(v, Tensor) else float(v) for v in values)
+
+
+def scaled(t: Tensor, a: float | Tensor) -> Tensor:
+    """``a * t``, skipping the multiplication when ``a`` is the float 1 (the usual case)."""
+    return t if isinstance(a, float) and a == 1.0 else a * t

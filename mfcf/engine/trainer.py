@@ -134,6 +134,8 @@ class Trainer:
         exp, cfg, model = self.exp, self.cfg, self.exp.model
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = make_optimizer(params, cfg.lr)
+        if cfg.compile != "eager":
+            model.compile_training(cfg.compile)
         batches = DeviceBatches(exp.train.images, self.batch_size, shuffle=True, seed=cfg.seed)
         steps_per_epoch = len(batches)
         epoch, step, global_step, sums, rows = 0, 0, 0, None, []
@@ -168,7 +170,8 @@ class Trainer:
                 started = time.perf_counter()
                 first_step = step
                 for x in batches.epoch(epoch, step):
-                    out = model.training_loss(x, epoch=epoch, step=step)
+                    with self._autocast():
+                        out = model.training_loss(x, epoch=epoch, step=step)
                     optimizer.zero_grad(set_to_none=True)
                     out.loss.backward()
                     if cfg.grad_clip:
@@ -225,12 +228,18 @@ class Trainer:
         # validation never shifts the training RNG stream
         with model.evaluating(), torch.random.fork_rng(devices=self._cuda_devices()):
             for x in DeviceBatches(self.exp.val.images, self.exp.resolved.data.eval_batch_size, shuffle=False).epoch(0):
-                out = model.validation_loss(x, epoch=epoch)
+                with self._autocast():
+                    out = model.validation_loss(x, epoch=epoch)
                 if out is None:
                     return {}
                 sums = sums or _EpochSums.for_output(out, self.exp.device)
                 sums.add(out, len(x), 0)
         return sums.means() if sums is not None else {}
+
+    def _autocast(self) -> torch.autocast:
+        """bfloat16 autocast of the loss's forward pass when ``trainer.precision`` is bf16 (the
+        backward pass runs outside it, as torch recommends; bf16 needs no gradient scaling)."""
+        return torch.autocast(self.exp.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
     def _cuda_devices(self) -> list[torch.device]:
         return [self.exp.device] if self.exp.device.type == "cuda" else []

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_floats
+from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_coefficients, scaled
 from mfcf.errors import ConfigError
 
 ACTIVATIONS = {
@@ -124,8 +124,8 @@ class MLPEncoder(Encoder):
     def forward(self, x: Tensor, alpha_enc: Sequence[float] | None = None) -> list[GaussianPosterior]:
         h = self.body(x.flatten(1))
         out = []
-        for head, a in zip(self.heads, as_floats(alpha_enc, len(self.facets))):
-            mean, logvar = head(h if a == 1.0 else a * h).chunk(2, dim=-1)
+        for head, a in zip(self.heads, as_coefficients(alpha_enc, len(self.facets))):
+            mean, logvar = head(scaled(h, a)).chunk(2, dim=-1)
             out.append(GaussianPosterior(mean, logvar))
         return out
 
@@ -167,7 +167,7 @@ class MLPDecoder(Decoder):
         initialise(self, self.body, config.weight_init)
 
     def forward(self, zs: Sequence[Tensor], alpha_dec: Sequence[float] | None = None) -> Tensor:
-        alpha = as_floats(alpha_dec, len(self.facets))
+        alpha = as_coefficients(alpha_dec, len(self.facets))
         lead = zs[0].shape[:-1]
-        z = torch.cat([z if a == 1.0 else a * z for z, a in zip(zs, alpha)], dim=-1)
+        z = torch.cat([scaled(z, a) for z, a in zip(zs, alpha)], dim=-1)
         return self.output(self.body(z.reshape(-1, z.shape[-1]))).reshape(*lead, *self.data_shape)

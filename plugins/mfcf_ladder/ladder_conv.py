@@ -32,7 +32,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_floats
+from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_coefficients, scaled
 from mfcf.errors import ConfigError
 
 from .layers import check_activation, check_entries, conv_block, conv_out, mlp
@@ -141,12 +141,12 @@ class LadderConvEncoder(Encoder):
             self.heads.append(nn.Linear(rc * rh * rw, 2 * facet.latent_dim))
 
     def forward(self, x: Tensor, alpha_enc: Sequence[float] | None = None) -> list[GaussianPosterior]:
-        alpha = as_floats(alpha_enc, len(self.facets))
+        alpha = as_coefficients(alpha_enc, len(self.facets))
         h = self.stem(x)
         out = []
         for backbone, rung, head, a in zip(self.backbone, self.rungs, self.heads, alpha):
             h = backbone(h)
-            mean, logvar = head(rung(h if a == 1.0 else a * h)).chunk(2, dim=-1)
+            mean, logvar = head(rung(scaled(h, a))).chunk(2, dim=-1)
             out.append(GaussianPosterior(mean, logvar))
         return out
 
@@ -218,7 +218,7 @@ class LadderConvDecoder(Decoder):
 
     def forward(self, zs: Sequence[Tensor], alpha_dec: Sequence[float] | None = None) -> Tensor:
         J = len(self.facets)
-        alpha = as_floats(alpha_dec, J)
+        alpha = as_coefficients(alpha_dec, J)
         lead = zs[0].shape[:-1]
         b = None
         for j in reversed(range(J)):

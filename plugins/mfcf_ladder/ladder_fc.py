@@ -22,10 +22,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_floats
+from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_coefficients, scaled
 from mfcf.errors import ConfigError
 
-from .layers import check_activation, check_entries, check_per_facet, mlp
+from .layers import add_scaled, check_activation, check_entries, check_per_facet, mlp
 
 
 def _check_data_shape(data_shape: Sequence[int]) -> None:
@@ -96,12 +96,12 @@ class LadderFCEncoder(Encoder):
             self.heads.append(nn.Linear(rung[-1] if rung else width, 2 * facet.latent_dim))
 
     def forward(self, x: Tensor, alpha_enc: Sequence[float] | None = None) -> list[GaussianPosterior]:
-        alpha = as_floats(alpha_enc, len(self.facets))
+        alpha = as_coefficients(alpha_enc, len(self.facets))
         h = x.flatten(1)
         out = []
         for backbone, rung, head, a in zip(self.backbone, self.rungs, self.heads, alpha):
             h = backbone(h)
-            mean, logvar = head(rung(h if a == 1.0 else a * h)).chunk(2, dim=-1)
+            mean, logvar = head(rung(scaled(h, a))).chunk(2, dim=-1)
             out.append(GaussianPosterior(mean, logvar))
         return out
 
@@ -176,14 +176,14 @@ class LadderFCDecoder(Decoder):
 
     def forward(self, zs: Sequence[Tensor], alpha_dec: Sequence[float] | None = None) -> Tensor:
         J = len(self.facets)
-        alpha = as_floats(alpha_dec, J)
+        alpha = as_coefficients(alpha_dec, J)
         lead = zs[0].shape[:-1]
         b = None
         for j in reversed(range(J)):
             r = self.rungs[j](zs[j].reshape(-1, zs[j].shape[-1]))
             if b is None:
-                b = r if alpha[j] == 1.0 else alpha[j] * r
-            else:  # b + merge_scale * alpha_j * r as one fused kernel
-                b = torch.add(b, r, alpha=self.config.merge_scale * alpha[j])
+                b = scaled(r, alpha[j])
+            else:
+                b = add_scaled(b, r, self.config.merge_scale * alpha[j])
             b = self.backbone[j](b)
         return self.output(b).reshape(*lead, *self.data_shape)

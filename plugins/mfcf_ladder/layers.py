@@ -4,6 +4,7 @@
   Linear, including the last one of the block (the official dropout is always p = 0 and omitted).
 * :func:`conv_block` -- ``Conv2d | ConvTranspose2d (padding 1) -> act -> BatchNorm2d``:
   activation *before* batch norm, optionally weight-normalised.
+* :func:`add_scaled` -- ``b + scale * r`` for the decoder's rung merges.
 * :func:`check_per_facet` -- fail early when a per-facet list does not have one entry per facet.
 """
 
@@ -12,7 +13,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
 from mfcf.errors import ConfigError
@@ -23,6 +25,14 @@ ACTIVATIONS: dict[str, type[nn.Module] | functools.partial] = {
     "leaky_relu": functools.partial(nn.LeakyReLU, 0.01),
     "elu": nn.ELU,
 }
+
+
+def add_scaled(b: Tensor, r: Tensor, scale: float | Tensor) -> Tensor:
+    """``b + scale * r``: one fused kernel (``torch.add(..., alpha=scale)``) for a float scale
+    in eager mode, written out for a tensor scale and under torch.compile."""
+    if isinstance(scale, Tensor) or torch.compiler.is_compiling():
+        return b + scale * r
+    return torch.add(b, r, alpha=scale)
 
 
 def check_activation(name: str, key: str = "activation") -> None:

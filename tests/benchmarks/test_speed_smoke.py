@@ -90,3 +90,20 @@ def test_data_iteration_smoke(tmp_path):
     check_machine(r)
     for key in ("data_epoch_s_median", "train_epoch_s_estimate", "data_share_of_epoch"):
         assert positive(r[key])
+
+
+def test_gpu_smoke_on_cpu(tmp_path):
+    """The GPU benchmark's step variants (eager; bf16 autocast) and its protocol run work on the
+    CPU too: a two-epoch version of the paper MNIST protocol on the Debian Fashion-MNIST files."""
+    r = run("gpu", tmp_path, "--variants", "eager-fp32,eager-bf16", "--protocol-root",
+            "/usr/share/datasets/fashion-mnist", "--protocol-run-dir", str(tmp_path / "protocol"),
+            "--protocol-overrides", "schedule.epochs_per_step=[1,1]", "trainer.epochs=2")
+    check_machine(r)
+    assert [s["variant"] for s in r["steps"]] == ["eager-fp32", "eager-bf16"]
+    for s in r["steps"]:
+        assert positive(s["full_ms_median"]) and positive(s["bare_ms_median"]) and positive(s["examples_per_s"])
+        assert s["sync_check"] == {"checked": False, "why": "not a CUDA device"}
+    protocol = r["protocol"]
+    assert protocol["finished"] is True and protocol["epochs_done"] == 2
+    assert positive(protocol["train_s"]) and protocol["wall_s"] >= protocol["train_s"]
+    assert '"hungarian_acc"' in protocol["evaluation"]

@@ -92,6 +92,8 @@ def test_mistyped_trainer_key(toy_config):
     ("trainer.epochs=0", "trainer.epochs", "greater than 0"),
     ("trainer.lr=-1", "trainer.lr", "greater than 0"),
     ("trainer.device=tpu", "trainer.device", "auto, cpu, cuda"),
+    ("trainer.precision=fp16", "trainer.precision", "fp32, bf16"),
+    ("trainer.compile=off", "trainer.compile", "eager, default, reduce-overhead"),
     ("facets.0.latent_dim=-2", "facets[0].latent_dim", "greater than 0"),
     ("facets.1.n_clusters=0", "facets[1].n_clusters", "greater than 0"),
     ("data.batch_size=0", "data.batch_size", "greater than 0"),

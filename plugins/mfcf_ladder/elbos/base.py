@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from mfcf.api import ELBO, Coefficients, FacetPrior, GaussianPosterior, LatentModel, LossOutput
+from mfcf.api import (ELBO, Coefficients, FacetPrior, GaussianPosterior, LatentModel, Likelihood, LossOutput,
+                      full_precision)
 from mfcf.config import positive
 
 
@@ -46,23 +48,44 @@ class MFCVAEELBOBase(ELBO):
         raise NotImplementedError
 
     def __call__(self, model: LatentModel, x: Tensor, coeffs: Coefficients) -> LossOutput:
-        posteriors = model.encoder(x, coeffs.alpha_enc)
+        # Under bf16 autocast (trainer.precision) only the networks run in bfloat16: the
+        # posteriors and decoder outputs are cast back, and every density and KL is float32.
+        posteriors = [q.full_precision() for q in model.encoder(x, coeffs.alpha_enc)]
         if not len(posteriors) == len(model.priors) == len(coeffs.beta_z) == len(coeffs.beta_c):
             raise ValueError(
                 f"facet counts disagree: encoder gave {len(posteriors)} posteriors, the model has "
                 f"{len(model.priors)} priors, coefficients cover {len(coeffs.beta_z)} facets")
         zs = [q.rsample(self.n_particles()) for q in posteriors]  # (S, B, D_j)
-        params = model.decoder([z.flatten(0, 1) for z in zs], coeffs.alpha_dec)
-        recon = model.likelihood.log_prob(x, params.unflatten(0, zs[0].shape[:2])).mean()
-
-        kl_z, kl_c, weighted = [], [], 0.0
-        for j, (prior, q, z) in enumerate(zip(model.priors, posteriors, zs)):
-            kz, kc = self.facet_kl(prior, q, z, coeffs.beta_z[j], coeffs.beta_c[j])
+        params = full_precision(model.decoder([z.flatten(0, 1) for z in zs], coeffs.alpha_dec))
+        recon, kl_z, kl_c = (self._compiled_densities or self.densities)(
+            model.priors, model.likelihood, x, posteriors, zs, params.unflatten(0, zs[0].shape[:2]), coeffs)
+        weighted = 0.0
+        for j, (kz, kc) in enumerate(zip(kl_z, kl_c)):
             weighted = weighted + coeffs.beta_z[j] * kz + coeffs.beta_c[j] * kc
-            kl_z.append(kz)
-            kl_c.append(kc)
         loss = weighted - recon
         return LossOutput(loss, self._terms(loss, recon, kl_z, kl_c))
+
+    _compiled_densities: Callable[..., tuple[Tensor, list[Tensor], list[Tensor]]] | None = None
+
+    def compile_densities(self, mode: str) -> None:
+        """Run :meth:`densities` through ``torch.compile(mode=mode)`` from now on; the networks
+        stay eager. The densities do not depend on the schedule's coefficients (the betas
+        weight their results outside), so one graph serves every step of a progressive fade."""
+        self._compiled_densities = torch.compile(self.densities, mode=mode)
+
+    def densities(self, priors: Sequence[FacetPrior], likelihood: Likelihood, x: Tensor,
+                  posteriors: Sequence[GaussianPosterior], zs: Sequence[Tensor], params: Tensor,
+                  coeffs: Coefficients) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """(recon, [kl_z_j], [kl_c_j]) from the networks' outputs: the mean log p(x|z) of the
+        decoder's ``params`` (S, B, ...) and every facet's batch-mean KL parts, in float32
+        whatever the autocast. No network runs here: this is what :meth:`compile_densities`
+        compiles. ``coeffs`` only reach :meth:`facet_kl` (an estimator may use the betas to
+        decide what needs gradients)."""
+        with torch.autocast(x.device.type, enabled=False):
+            recon = likelihood.log_prob(x, params).mean()
+            kl = [self.facet_kl(prior, q, z, coeffs.beta_z[j], coeffs.beta_c[j])
+                  for j, (prior, q, z) in enumerate(zip(priors, posteriors, zs))]
+        return recon, [kz for kz, _ in kl], [kc for _, kc in kl]
 
     @staticmethod
     def _terms(loss: Tensor, recon: Tensor, kl_z: list[Tensor], kl_c: list[Tensor]) -> dict[str, Tensor]:

@@ -28,7 +28,8 @@ class MFCVAECollapsedELBO(MFCVAEELBOBase):
         joint = prior.joint_log_prob(z)  # (S, B, K)
         log_q = q.log_prob(z)
         kl = (log_q - torch.logsumexp(joint, dim=-1)).mean()
-        with torch.set_grad_enabled(torch.is_grad_enabled() and beta_z != beta_c):
+        same_beta = isinstance(beta_z, float) and beta_z == beta_c  # tensors (compiled): assume not
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not same_beta):
             log_gamma = torch.log_softmax(joint, dim=-1)
             kl_c = (log_gamma.exp() * (log_gamma - prior.log_weights())).sum(-1).mean()
         return kl - kl_c, kl_c

@@ -377,3 +377,75 @@ def test_builds_from_a_config_through_the_registry(toy_config):
     assert torch.isfinite(out.loss) and out.terms["alpha_dec/0"].item() == 0.0
     with pytest.raises(ConfigError, match="trainer.epochs"):
         build({**config, "trainer": {**config["trainer"], "epochs": 5}}, device="cpu")
+
+
+# -- speed switches: trainer.precision = bf16, trainer.compile ----------------------------------
+def test_coefficients_on_device_are_the_same_values_as_tensors():
+    coeffs = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
+                                 n_facets=2, steps_per_epoch=5, epochs=4)(3, 2)
+    moved = coeffs.on_device(torch.device("cpu"))
+    for name, values in coeffs.as_dict().items():
+        field, j = name.split("/")
+        tensor = getattr(moved, field)[int(j)]
+        assert tensor.dim() == 0 and tensor.dtype == torch.float32
+        assert tensor.item() == pytest.approx(values)
+
+
+def test_tensor_coefficients_give_the_float_coefficients_loss():
+    schedule = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
+                                   n_facets=2, steps_per_epoch=5, epochs=4)
+    model, x = make_model(schedule=schedule), blobs(16)
+    coeffs = schedule(3, 2)  # alpha_dec/0 = 0.7: the decoder scales, the KL weights are fractional
+    torch.manual_seed(0)
+    floats = model.elbo(model, x, coeffs)
+    torch.manual_seed(0)
+    tensors = model.elbo(model, x, coeffs.on_device(x.device))
+    torch.testing.assert_close(tensors.loss, floats.loss)
+
+
+def test_bf16_autocast_runs_the_networks_in_bf16_and_every_density_in_float32():
+    model, x = make_model(), blobs(32)
+    torch.manual_seed(0)
+    reference = model.training_loss(x, epoch=0, step=0)
+    seen = []
+    hook = model.decoder.output.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    torch.manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.training_loss(x, epoch=0, step=0)
+    hook.remove()
+    assert seen == [torch.bfloat16]  # the networks did run in bf16
+    assert out.loss.dtype == torch.float32 and all(v.dtype == torch.float32 for v in out.terms.values())
+    # bf16 weights and activations move the loss by well under a percent, the densities add no more
+    assert out.loss.item() == pytest.approx(reference.loss.item(), rel=1e-2)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compile_", [lambda m: m.compile_training("default"),  # on a CPU: the densities
+                                      lambda m: m._compile_whole_elbo("default")],  # what a GPU compiles
+                         ids=["densities", "whole_elbo"])
+def test_compiled_loss_equals_eager_and_a_fade_never_recompiles(monkeypatch, compile_):
+    from torch._dynamo.utils import counters
+    from torch._inductor import config as inductor_config
+
+    monkeypatch.setattr(inductor_config, "fallback_random", True)  # eager's RNG stream inside the graph
+    torch._dynamo.reset()
+    schedule = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
+                                   n_facets=2, steps_per_epoch=5, epochs=4)
+    eager, compiled, x = make_model(schedule=schedule), make_model(schedule=schedule), blobs(16)
+    compile_(compiled)
+    graphs = counters["stats"]["unique_graphs"]
+    for epoch, step in [(2, 0), (2, 1), (2, 3), (3, 0), (3, 2), (3, 4)]:  # facet 0's fade: new values each step
+        losses = []
+        for model in (eager, compiled):
+            model.zero_grad()
+            torch.manual_seed(epoch * 10 + step)
+            out = model.training_loss(x, epoch=epoch, step=step)
+            out.loss.backward()
+            losses.append(out.loss.detach())
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-4, atol=1e-3)
+        for (name, p), q in zip(compiled.named_parameters(), eager.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-4, msg=name)
+    assert counters["stats"]["unique_graphs"] - graphs == 1  # one graph for every step of the fade
+    torch._dynamo.reset()
