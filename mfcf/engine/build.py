@@ -168,6 +168,36 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _has_cpp_compiler() -> bool:
+    from torch._inductor.cpp_builder import get_cpp_compiler
+    try:
+        get_cpp_compiler()
+    except Exception:
+        return False
+    return True
+
+
+def _has_triton() -> bool:
+    from torch.utils._triton import has_triton
+    return has_triton()
+
+
+def check_speed_switches(trainer: TrainerSection, device: torch.device) -> None:
+    """Fail before training when ``trainer.compile`` / ``trainer.precision`` cannot work on ``device``."""
+    if trainer.precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(f"bf16 is not supported by the GPU {torch.cuda.get_device_name(device)}; "
+                          "use trainer.precision: fp32", key="trainer.precision")
+    if trainer.compile == "eager":
+        return
+    if device.type == "cpu" and not _has_cpp_compiler():
+        raise ConfigError("torch.compile on the CPU needs a C++ compiler (inductor generates C++) and none "
+                          "was found; install one (apt-get install -y g++) or use trainer.compile: eager",
+                          key="trainer.compile")
+    if device.type == "cuda" and not _has_triton():
+        raise ConfigError("torch.compile on a GPU needs Triton, which is not installed; pip install triton "
+                          "or use trainer.compile: eager", key="trainer.compile")
+
+
 def split_validation(train: DataSplit, fraction: float, seed: int) -> tuple[DataSplit, DataSplit | None]:
     """Carve a validation split out of ``train``, stratified on its first factor."""
     if fraction == 0:
@@ -190,6 +220,7 @@ def build(user: Mapping[str, Any] | Resolved, *, device: torch.device | str | No
     resolved = user if isinstance(user, Resolved) else resolve(user)
     trainer, data = resolved.trainer, resolved.data
     device = torch.device(device) if device is not None else resolve_device(trainer.device)
+    check_speed_switches(trainer, device)
     if trainer.threads:
         torch.set_num_threads(trainer.threads)
 

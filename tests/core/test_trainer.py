@@ -245,3 +245,14 @@ def test_compiled_bf16_training_of_the_mfcvae(toy_config):
     # the batch size, the smaller last batch, validation (no gradients): not one per step of the fade
     assert counters["stats"]["unique_graphs"] - before == 3
     torch._dynamo.reset()
+
+
+def test_compile_without_a_compiler_fails_before_the_run_directory_exists(toy_config, monkeypatch):
+    from mfcf.engine import build as build_module
+
+    monkeypatch.setattr(build_module, "_has_cpp_compiler", lambda: False)
+    toy_config["trainer"].update(compile="default", device="cpu")
+    with pytest.raises(ConfigError, match="needs a C\\+\\+ compiler") as err:
+        mfcf.train(toy_config, quiet=True)
+    assert err.value.key == "trainer.compile" and "trainer.compile: eager" in str(err.value)
+    assert not Path(toy_config["trainer"]["runs_dir"]).exists()
