@@ -43,7 +43,7 @@ def top_examples_section(ctx: ReportContext) -> Section:
         show_mosaic(ax, mosaic(rows, n), len(rows), n, row_labels=[cluster_label(ctx, j, f) for f in shown],
                     col_labels=[str(i + 1) for i in range(n)])
         ax.tick_params(axis="y", labelsize=8)
-        ax.set_xlabel(f"rank by confidence max_c q(c|x) within the cluster (1 = most confident)")
+        ax.set_xlabel("rank by confidence max_c q(c|x) within the cluster (1 = most confident)")
         ax.set_ylabel("cluster")
         ax.set_title(f"{ctx.facet_name(j).capitalize()}: {n} most confident {ctx.split} examples per cluster")
         name = f"top_examples_facet{j}.png"

@@ -18,7 +18,6 @@ features, so any number of facets works.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Sequence
 
@@ -27,35 +26,17 @@ from torch import Tensor, nn
 
 from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_coefficients, scaled
 from mfcf.errors import ConfigError
+from mfcf.nn import check_activation, mlp
 
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky_relu": functools.partial(nn.LeakyReLU, 0.01),
-    "elu": nn.ELU,
-    "tanh": nn.Tanh,
-}
 WEIGHT_INITS = ("torch", "glorot_uniform", "he_uniform")
 
 
 def _check(hidden_dims: Sequence[int], activation: str, weight_init: str) -> None:
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}",
-                          key="activation")
+    check_activation(activation)
     if weight_init not in WEIGHT_INITS:
         raise ConfigError(f"must be one of {', '.join(WEIGHT_INITS)}, got {weight_init!r}", key="weight_init")
     if any(width <= 0 for width in hidden_dims):
         raise ConfigError(f"every width must be > 0, got {list(hidden_dims)}", key="hidden_dims")
-
-
-def dense_stack(in_dim: int, widths: Sequence[int], activation: str, batch_norm: bool) -> nn.Sequential:
-    """``Linear -> act [-> BN]`` per width; an empty ``widths`` is the identity."""
-    layers: list[nn.Module] = []
-    for width in widths:
-        layers += [nn.Linear(in_dim, width), ACTIVATIONS[activation]()]
-        if batch_norm:
-            layers.append(nn.BatchNorm1d(width))
-        in_dim = width
-    return nn.Sequential(*layers)
 
 
 @torch.no_grad()
@@ -116,7 +97,7 @@ class MLPEncoder(Encoder):
     def __init__(self, config: MLPEncoderConfig, *, data_shape: Sequence[int], facets: Sequence[FacetSpec]):
         super().__init__(config, data_shape=data_shape, facets=facets)
         width = _n_pixels(self.data_shape)
-        self.body = dense_stack(width, config.hidden_dims, config.activation, config.batch_norm)
+        self.body = mlp(width, config.hidden_dims, config.activation, config.batch_norm)
         width = config.hidden_dims[-1] if config.hidden_dims else width
         self.heads = nn.ModuleList(nn.Linear(width, 2 * f.latent_dim) for f in self.facets)
         initialise(self, self.body, config.weight_init)
@@ -162,7 +143,7 @@ class MLPDecoder(Decoder):
         super().__init__(config, data_shape=data_shape, facets=facets)
         n_pixels = _n_pixels(self.data_shape)
         width = sum(f.latent_dim for f in self.facets)
-        self.body = dense_stack(width, config.hidden_dims, config.activation, config.batch_norm)
+        self.body = mlp(width, config.hidden_dims, config.activation, config.batch_norm)
         self.output = nn.Linear(config.hidden_dims[-1] if config.hidden_dims else width, n_pixels)
         initialise(self, self.body, config.weight_init)
 

@@ -32,10 +32,11 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_coefficients, scaled
+from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_coefficients
 from mfcf.errors import ConfigError
+from mfcf.nn import check_activation, mlp
 
-from .layers import check_activation, check_entries, conv_block, conv_out, mlp
+from .layers import check_entries, conv_block, conv_out, read_rungs
 
 #: Encoder backbone j: Conv(prev -> ENC_BACKBONE[j], k4 s2).
 ENC_BACKBONE = (64, 128, 256)
@@ -142,13 +143,7 @@ class LadderConvEncoder(Encoder):
 
     def forward(self, x: Tensor, alpha_enc: Sequence[float] | None = None) -> list[GaussianPosterior]:
         alpha = as_coefficients(alpha_enc, len(self.facets))
-        h = self.stem(x)
-        out = []
-        for backbone, rung, head, a in zip(self.backbone, self.rungs, self.heads, alpha):
-            h = backbone(h)
-            mean, logvar = head(rung(scaled(h, a))).chunk(2, dim=-1)
-            out.append(GaussianPosterior(mean, logvar))
-        return out
+        return read_rungs(self.stem(x), self.backbone, self.rungs, self.heads, alpha)
 
 
 @dataclasses.dataclass

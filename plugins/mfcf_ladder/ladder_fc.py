@@ -19,13 +19,13 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_coefficients, scaled
 from mfcf.errors import ConfigError
+from mfcf.nn import check_activation, mlp
 
-from .layers import add_scaled, check_activation, check_entries, check_per_facet, mlp
+from .layers import add_scaled, check_entries, check_per_facet, read_rungs
 
 
 def _check_data_shape(data_shape: Sequence[int]) -> None:
@@ -97,13 +97,7 @@ class LadderFCEncoder(Encoder):
 
     def forward(self, x: Tensor, alpha_enc: Sequence[float] | None = None) -> list[GaussianPosterior]:
         alpha = as_coefficients(alpha_enc, len(self.facets))
-        h = x.flatten(1)
-        out = []
-        for backbone, rung, head, a in zip(self.backbone, self.rungs, self.heads, alpha):
-            h = backbone(h)
-            mean, logvar = head(rung(scaled(h, a))).chunk(2, dim=-1)
-            out.append(GaussianPosterior(mean, logvar))
-        return out
+        return read_rungs(x.flatten(1), self.backbone, self.rungs, self.heads, alpha)
 
 
 @dataclasses.dataclass

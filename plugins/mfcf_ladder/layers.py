@@ -1,30 +1,39 @@
 """Building blocks shared by the ladder networks (MFCVAE.md §4.1).
 
-* :func:`mlp` -- ``Linear -> act -> [BatchNorm1d]`` repeated; the activation follows every
-  Linear, including the last one of the block (the official dropout is always p = 0 and omitted).
+* :func:`mfcf.nn.mlp` (core) -- ``Linear -> act -> [BatchNorm1d]`` repeated; the activation
+  follows every Linear, including the last one of the block (the official dropout is always
+  p = 0 and omitted).
 * :func:`conv_block` -- ``Conv2d | ConvTranspose2d (padding 1) -> act -> BatchNorm2d``:
   activation *before* batch norm, optionally weight-normalised.
+* :func:`read_rungs` -- the bottom-up pass of a ladder encoder, one posterior per rung.
 * :func:`add_scaled` -- ``b + scale * r`` for the decoder's rung merges.
 * :func:`check_per_facet` -- fail early when a per-facet list does not have one entry per facet.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm as _weight_norm
 
+from mfcf.api import GaussianPosterior, scaled
 from mfcf.errors import ConfigError
+from mfcf.nn import ACTIVATIONS
 
-#: activation name -> module factory (leaky slope 0.01 and ELU alpha 1 as in the official code).
-ACTIVATIONS: dict[str, type[nn.Module] | functools.partial] = {
-    "relu": nn.ReLU,
-    "leaky_relu": functools.partial(nn.LeakyReLU, 0.01),
-    "elu": nn.ELU,
-}
+
+def read_rungs(h: Tensor, backbone: Sequence[nn.Module], rungs: Sequence[nn.Module], heads: Sequence[nn.Module],
+               alpha: Sequence[float | Tensor]) -> list[GaussianPosterior]:
+    """The bottom-up pass of a ladder encoder from its stem's output ``h``:
+    ``h_j = backbone_j(h_{j-1})`` and q(z_j | x) from ``head_j(rung_j(alpha_j * h_j))``, whose
+    output is split into (mean, log-variance)."""
+    out = []
+    for block, rung, head, a in zip(backbone, rungs, heads, alpha):
+        h = block(h)
+        mean, logvar = head(rung(scaled(h, a))).chunk(2, dim=-1)
+        out.append(GaussianPosterior(mean, logvar))
+    return out
 
 
 def add_scaled(b: Tensor, r: Tensor, scale: float | Tensor) -> Tensor:
@@ -33,11 +42,6 @@ def add_scaled(b: Tensor, r: Tensor, scale: float | Tensor) -> Tensor:
     if isinstance(scale, Tensor) or torch.compiler.is_compiling():
         return b + scale * r
     return torch.add(b, r, alpha=scale)
-
-
-def check_activation(name: str, key: str = "activation") -> None:
-    if name not in ACTIVATIONS:
-        raise ConfigError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}", key=key)
 
 
 def check_per_facet(config: object, fields: Sequence[str], n_facets: int) -> None:
@@ -58,17 +62,6 @@ def check_entries(values: Sequence[int], key: str, *, allow_zero: bool = False) 
         if v < 0 or (v == 0 and not allow_zero):
             bound = ">= 0" if allow_zero else "> 0"
             raise ConfigError(f"every entry must be {bound}, got {list(values)}", key=key)
-
-
-def mlp(in_dim: int, widths: Sequence[int], activation: str, batch_norm: bool) -> nn.Sequential:
-    """``Linear -> act -> [BN1d]`` per width; an empty ``widths`` gives the identity."""
-    layers: list[nn.Module] = []
-    for width in widths:
-        layers += [nn.Linear(in_dim, width), ACTIVATIONS[activation]()]
-        if batch_norm:
-            layers.append(nn.BatchNorm1d(width))
-        in_dim = width
-    return nn.Sequential(*layers)
 
 
 def conv_block(

@@ -134,7 +134,7 @@ def test_list_length_must_match_the_number_of_facets(cls, field):
 
 
 @pytest.mark.parametrize("section,key", [
-    ({"activation": "tanh"}, "encoder.activation"),
+    ({"activation": "swish"}, "encoder.activation"),
     ({"backbone_dims": [500, 0]}, "encoder.backbone_dims"),
     ({"backbone_layers": [-1, 1]}, "encoder.backbone_layers"),
     ({"rung_dims": [3, 3]}, "encoder.rung_layers"),
