@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
 from mfcf.api import (ELBO, Coefficients, FacetPrior, GaussianPosterior, LatentModel, Likelihood, LossOutput,
-                      full_precision)
+                      full_precision, scaled)
 from mfcf.config import positive
 
 
@@ -22,6 +23,17 @@ class SamplesConfig:
 
     def __post_init__(self) -> None:
         positive(self.n_samples, "n_samples")
+
+
+class Densities(NamedTuple):
+    """What :meth:`MFCVAEELBOBase.densities` returns: ``recon`` = mean log p(x|z), per-facet
+    batch-mean ``kl_z`` / ``kl_c`` (with gradients), and the detached logged ``terms`` (all
+    but ``loss``, which needs the schedule's betas)."""
+
+    recon: Tensor
+    kl_z: list[Tensor]
+    kl_c: list[Tensor]
+    terms: dict[str, Tensor]
 
 
 class MFCVAEELBOBase(ELBO):
@@ -57,15 +69,14 @@ class MFCVAEELBOBase(ELBO):
                 f"{len(model.priors)} priors, coefficients cover {len(coeffs.beta_z)} facets")
         zs = [q.rsample(self.n_particles()) for q in posteriors]  # (S, B, D_j)
         params = full_precision(model.decoder([z.flatten(0, 1) for z in zs], coeffs.alpha_dec))
-        recon, kl_z, kl_c = (self._compiled_densities or self.densities)(
+        d = (self._compiled_densities or self.densities)(
             model.priors, model.likelihood, x, posteriors, zs, params.unflatten(0, zs[0].shape[:2]), coeffs)
-        weighted = 0.0
-        for j, (kz, kc) in enumerate(zip(kl_z, kl_c)):
-            weighted = weighted + coeffs.beta_z[j] * kz + coeffs.beta_c[j] * kc
-        loss = weighted - recon
-        return LossOutput(loss, self._terms(loss, recon, kl_z, kl_c))
+        loss = -d.recon
+        for j, (kz, kc) in enumerate(zip(d.kl_z, d.kl_c)):
+            loss = loss + scaled(kz, coeffs.beta_z[j]) + scaled(kc, coeffs.beta_c[j])
+        return LossOutput(loss, {"loss": loss.detach(), **d.terms})
 
-    _compiled_densities: Callable[..., tuple[Tensor, list[Tensor], list[Tensor]]] | None = None
+    _compiled_densities: Callable[..., Densities] | None = None
 
     def compile_densities(self, mode: str) -> None:
         """Run :meth:`densities` through ``torch.compile(mode=mode)`` from now on; the networks
@@ -75,26 +86,22 @@ class MFCVAEELBOBase(ELBO):
 
     def densities(self, priors: Sequence[FacetPrior], likelihood: Likelihood, x: Tensor,
                   posteriors: Sequence[GaussianPosterior], zs: Sequence[Tensor], params: Tensor,
-                  coeffs: Coefficients) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """(recon, [kl_z_j], [kl_c_j]) from the networks' outputs: the mean log p(x|z) of the
-        decoder's ``params`` (S, B, ...) and every facet's batch-mean KL parts, in float32
-        whatever the autocast. No network runs here: this is what :meth:`compile_densities`
-        compiles. ``coeffs`` only reach :meth:`facet_kl` (an estimator may use the betas to
-        decide what needs gradients)."""
+                  coeffs: Coefficients) -> Densities:
+        """Everything from the networks' outputs on that does not depend on the schedule: the
+        mean log p(x|z) of the decoder's ``params`` (S, B, ...), every facet's batch-mean KL
+        parts and the logged terms, in float32 whatever the autocast. No network runs here:
+        this is what :meth:`compile_densities` compiles. ``coeffs`` only reach
+        :meth:`facet_kl` (an estimator may use the betas to decide what needs gradients)."""
         with torch.autocast(x.device.type, enabled=False):
             recon = likelihood.log_prob(x, params).mean()
             kl = [self.facet_kl(prior, q, z, coeffs.beta_z[j], coeffs.beta_c[j])
                   for j, (prior, q, z) in enumerate(zip(priors, posteriors, zs))]
-        return recon, [kz for kz, _ in kl], [kc for _, kc in kl]
-
-    @staticmethod
-    def _terms(loss: Tensor, recon: Tensor, kl_z: list[Tensor], kl_c: list[Tensor]) -> dict[str, Tensor]:
+        kl_z, kl_c = [kz for kz, _ in kl], [kc for _, kc in kl]
         with torch.no_grad():
             kz, kc = torch.stack(kl_z), torch.stack(kl_c)
             total_z, total_c = kz.sum(), kc.sum()
-            terms = {"loss": loss.detach(), "elbo": recon - total_z - total_c, "recon": recon.detach(),
-                     "kl_z": total_z, "kl_c": total_c}
-            for j in range(len(kl_z)):
+            terms = {"elbo": recon - total_z - total_c, "recon": recon.detach(), "kl_z": total_z, "kl_c": total_c}
+            for j in range(len(kl)):
                 terms[f"kl_z/{j}"] = kz[j]
                 terms[f"kl_c/{j}"] = kc[j]
-        return terms
+        return Densities(recon, kl_z, kl_c, terms)
