@@ -160,9 +160,9 @@ class MFCVAEModel(Model):
         The schedule stays outside, in Python. The whole compiled ELBO gets its coefficients
         as 0-dim tensors (:meth:`Coefficients.on_device`); the compiled densities do not use
         them (the betas weight their results outside). Either way a progressive fade does not
-        recompile. The last, smaller batch of an epoch costs one
-        recompilation, validation (same code, no gradients, eval mode) one more; cluster
-        assignment and sampling stay eager.
+        recompile. The last, smaller batch of an epoch costs one recompilation, validation
+        (same code, no gradients, eval mode) one more; cluster assignment and sampling stay
+        eager.
         """
         if self._device().type == "cuda":
             self._compile_whole_elbo(mode)
