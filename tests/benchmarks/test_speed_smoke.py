@@ -106,4 +106,5 @@ def test_gpu_smoke_on_cpu(tmp_path):
     protocol = r["protocol"]
     assert protocol["finished"] is True and protocol["epochs_done"] == 2
     assert positive(protocol["train_s"]) and protocol["wall_s"] >= protocol["train_s"]
+    assert 0 <= protocol["until_run_dir_s"] <= protocol["wall_s"] + 1
     assert '"hungarian_acc"' in protocol["evaluation"]
