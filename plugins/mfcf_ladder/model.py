@@ -141,6 +141,8 @@ class MFCVAEModel(Model):
         if self._compiled_elbo is None:
             out = self.elbo(self, x, coeffs)
         else:
+            # a new iteration: CUDA graphs (mode reduce-overhead) may reuse the last step's buffers
+            torch.compiler.cudagraph_mark_step_begin()
             out = self._compiled_elbo(self, x, coeffs.on_device(x.device))
         return self._with_coefficients(out, coeffs, x.device)
 
