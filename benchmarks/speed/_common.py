@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 import mfcf
-from mfcf.engine.trainer import _EpochSums, make_optimizer
+from mfcf.engine.trainer import _EpochSums, make_optimizer, precision_autocast
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER_MNIST = REPO / "configs" / "paper" / "mnist.yaml"
@@ -63,17 +63,23 @@ def trainable(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for p in module.parameters() if p.requires_grad]
 
 
-def full_step(model, x: torch.Tensor, epoch: int, step: int, lr: float = 1e-4) -> Callable[[], None]:
-    """mfcf's training step as the trainer runs it: loss, backward, the trainer's Adam, and the
-    on-device bookkeeping of the logged terms. Call i runs at (epoch, step + i % 50), so a
-    schedule's coefficients change from call to call as in training (within a fade)."""
+def full_step(model, x: torch.Tensor, epoch: int, step: int, lr: float = 1e-4, *, compile: str = "eager",
+              precision: str = "fp32") -> Callable[[], None]:
+    """mfcf's training step as the trainer runs it: loss (under ``trainer.precision``'s
+    autocast), backward, the trainer's Adam, and the on-device bookkeeping of the logged terms;
+    with ``compile`` other than ``eager`` the model is compiled first, as the trainer does for
+    ``trainer.compile``. Call i runs at (epoch, step + i % 50), so a schedule's coefficients
+    change from call to call as in training (within a fade)."""
     opt = make_optimizer(trainable(model), lr=lr)
+    if compile != "eager":
+        model.compile_training(compile)
     sums = None
     calls = itertools.count()
 
     def run() -> None:
         nonlocal sums
-        out = model.training_loss(x, epoch=epoch, step=step + next(calls) % 50)
+        with precision_autocast(x.device.type, precision):
+            out = model.training_loss(x, epoch=epoch, step=step + next(calls) % 50)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()

@@ -11,10 +11,10 @@ MNIST model (batch 512) is trained for ``--warmup`` untimed steps (torch.compile
 there; their wall time is reported as ``warmup_s``), then blocks of ``--block`` steps are timed
 between device synchronisations, alternating with blocks of the bare network step (encoder,
 one sample, decoder, Bernoulli reconstruction, backward, Adam) so both see the same machine;
-medians of the per-step times are reported. The step is the trainer's (loss under the
-precision's autocast, backward, Adam, the on-device sums of the logged terms), at epoch 250 of
-the progressive schedule with a new ``step`` every call, so the fade's coefficients change
-every step as in training. Afterwards ``--sync-steps`` more steps run under
+medians of the per-step times are reported. The step is the trainer's (``_common.full_step``:
+loss under the precision's autocast, backward, Adam, the on-device sums of the logged terms),
+at epoch 250 of the progressive schedule with a new ``step`` every call, so the fade's
+coefficients change every step as in training. Afterwards ``--sync-steps`` more steps run under
 ``torch.cuda.set_sync_debug_mode("error")``: any host-device synchronisation raises, and the
 record says which.
 
@@ -45,11 +45,10 @@ import torch
 from torch._dynamo.utils import counters
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import PAPER_MNIST, bare_step, trainable, write_json  # noqa: E402
+from _common import PAPER_MNIST, PAPER_MNIST_OVERRIDES, bare_step, full_step, write_json  # noqa: E402
 
 import mfcf  # noqa: E402
 from mfcf.engine.machine import machine_info  # noqa: E402
-from mfcf.engine.trainer import _EpochSums, make_optimizer  # noqa: E402
 
 #: variant name -> (trainer.compile, trainer.precision)
 VARIANTS = {
@@ -65,29 +64,8 @@ EPOCH = 250  # inside the progressive fade of facet 0: coefficients change every
 def build_paper_model(device: str, batch: int, compile_mode: str, precision: str):
     """The paper MNIST experiment on ``device`` with sklearn's digits at 28x28 as stand-in data."""
     return mfcf.build(mfcf.load_config(PAPER_MNIST, [
-        "data.name=digits", "data.image_size=28", f"data.batch_size={batch}", f"trainer.device={device}",
+        *PAPER_MNIST_OVERRIDES, f"trainer.device={device}", f"data.batch_size={batch}",
         f"trainer.compile={compile_mode}", f"trainer.precision={precision}"]))
-
-
-def trainer_step(exp, x: torch.Tensor) -> Callable[[], None]:
-    """The trainer's step: autocast per ``trainer.precision``, loss, backward, Adam, sums."""
-    model, cfg = exp.model, exp.trainer
-    opt = make_optimizer(trainable(model), cfg.lr)
-    if cfg.compile != "eager":
-        model.compile_training(cfg.compile)
-    state = {"step": 0, "sums": None}
-
-    def run() -> None:
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-            out = model.training_loss(x, epoch=EPOCH, step=state["step"])
-        opt.zero_grad(set_to_none=True)
-        out.loss.backward()
-        opt.step()
-        state["sums"] = state["sums"] or _EpochSums.for_output(out, x.device)
-        state["sums"].add(out, len(x), state["step"])
-        state["step"] += 1
-
-    return run
 
 
 def sync(device: torch.device) -> None:
@@ -128,7 +106,9 @@ def time_variant(name: str, args, device: torch.device) -> dict[str, object]:
     exp = build_paper_model(str(device), args.batch, compile_mode, precision)
     x = exp.train.images[:args.batch]
     assert x.device.type == device.type, "the training data must live on the training device"
-    full, bare = trainer_step(exp, x), bare_step(exp.model, x)
+    cfg = exp.trainer
+    full = full_step(exp.model, x, EPOCH, 0, cfg.lr, compile=cfg.compile, precision=cfg.precision)
+    bare = bare_step(exp.model, x)
     started = time.perf_counter()
     for _ in range(args.warmup):
         full()

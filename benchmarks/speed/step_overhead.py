@@ -55,11 +55,9 @@ def main() -> None:
 
     exp = build_model(args.elbo, args.batch)
     model = exp.model
-    if args.compile != "eager":
-        model.compile_training(args.compile)
     x = torch.rand(args.batch, *exp.train.images.shape[1:])
     # epoch 300: inside the fade-in, every facet active
-    times = interleaved({"full": full_step(model, x, epoch=300, step=0), "bare": bare_step(model, x)},
+    times = interleaved({"full": full_step(model, x, epoch=300, step=0, compile=args.compile), "bare": bare_step(model, x)},
                         rounds=args.steps, warmup=1 if args.smoke else 5)
     full, bare = times["full"], times["bare"]
     result = {

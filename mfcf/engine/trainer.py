@@ -74,6 +74,13 @@ def make_optimizer(params: Sequence[torch.nn.Parameter], lr: float) -> torch.opt
     return torch.optim.Adam(params, lr=lr, fused=fused or None)
 
 
+def precision_autocast(device_type: str, precision: str) -> torch.autocast:
+    """The autocast a loss's forward pass runs under for ``trainer.precision``: bfloat16 for
+    ``bf16``, disabled for ``fp32``. The backward pass runs outside it, as torch recommends;
+    bf16 needs no gradient scaling."""
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 #: Called after every epoch's checkpoint is on disk: ``callback(metrics_row, run_dir)``.
 EpochCallback = Callable[[dict[str, Any], RunDir], None]
 
@@ -237,9 +244,7 @@ class Trainer:
         return sums.means() if sums is not None else {}
 
     def _autocast(self) -> torch.autocast:
-        """bfloat16 autocast of the loss's forward pass when ``trainer.precision`` is bf16 (the
-        backward pass runs outside it, as torch recommends; bf16 needs no gradient scaling)."""
-        return torch.autocast(self.exp.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
+        return precision_autocast(self.exp.device.type, self.cfg.precision)
 
     def _cuda_devices(self) -> list[torch.device]:
         return [self.exp.device] if self.exp.device.type == "cuda" else []
