@@ -12,7 +12,11 @@ For each model, in one process and interleaved round by round:
   path ``mfcf evaluate`` takes once the weights are loaded (batched eval-mode assignments, then
   the scores and the facet-factor matching); the assignment pass alone is reported too;
 * the trainer's per-epoch validation pass (``Trainer._validation``) where the config has a
-  validation split.
+  validation split;
+* the end-of-epoch checkpoint (model, Adam state, RNG states): ``checkpoint_write`` is the
+  whole atomic write (serialise, write, fsync), ``checkpoint_wait`` the part the training loop
+  waits for now that :class:`mfcf.engine.checkpoint.CheckpointWriter` writes in the
+  background (the copy of the state to the CPU).
 
 Models: the paper's MNIST model (configs/paper/mnist.yaml) at batch 512 on 60,000 random but
 fixed 28x28 images (10,000 for the test split, random labels), and the four CPU MFCVAE configs
@@ -28,6 +32,7 @@ import argparse
 import math
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,13 +41,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import (PAPER_MNIST, PAPER_MNIST_OVERRIDES, REPO, build, check_all_facets_active,  # noqa: E402
-                     full_step, main_phase_epoch, relpath, stats, timed, write_json)
+                     full_step, main_phase_epoch, relpath, stats, timed, trainable, write_json)
 
 import mfcf  # noqa: E402
 from mfcf.api import DataSplit  # noqa: E402
+from mfcf.engine.checkpoint import CheckpointWriter, rng_state, save_checkpoint  # noqa: E402
 from mfcf.engine.evaluation import assignments, evaluate_experiment  # noqa: E402
 from mfcf.engine.machine import machine_info  # noqa: E402
-from mfcf.engine.trainer import Trainer  # noqa: E402
+from mfcf.engine.trainer import Trainer, make_optimizer  # noqa: E402
 
 CPU_CONFIGS = [REPO / "configs" / f"{d}_mfcvae.yaml" for d in ("fashion_mnist", "mnist5k", "shapes", "colored_mnist")]
 TARGET = 0.05
@@ -60,6 +66,16 @@ def paper_random(n_train: int, n_test: int, batch: int):
     return exp, 300
 
 
+def checkpoint_state(model, x: torch.Tensor, epoch: int, lr: float):
+    """What the trainer checkpoints each epoch, for ``model`` with a populated Adam state."""
+    optimizer = make_optimizer(trainable(model), lr)
+    model.training_loss(x, epoch=epoch, step=0).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return lambda: {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "rng": rng_state()}
+
+
 def measure(name: str, exp, epoch: int, rounds: int, steps: int, threads: int) -> dict:
     model = exp.model
     model.train()
@@ -71,18 +87,24 @@ def measure(name: str, exp, epoch: int, rounds: int, steps: int, threads: int) -
     for _ in range(3):
         step()
     times: dict[str, list[float]] = {k: [] for k in ("step", "gmm_init", "gmm_init_subsample", "evaluate", "assign",
-                                                     "validation")}
-    for _ in range(rounds):
-        times["step"] += [timed(step) for _ in range(steps)]
-        times["gmm_init"].append(timed(lambda: model.gmm_init(exp.train.images)))
-        configured, model.config.gmm_examples = model.config.gmm_examples, SUBSAMPLE
-        times["gmm_init_subsample"].append(timed(lambda: model.gmm_init(exp.train.images)))
-        model.config.gmm_examples = configured
-        times["evaluate"].append(timed(lambda: evaluate_experiment(exp, "test")))
-        times["assign"].append(timed(lambda: assignments(model, exp.test.images, exp.resolved.data.eval_batch_size)))
-        if exp.val is not None:
-            times["validation"].append(timed(lambda: trainer._validation(epoch)))
-        model.train()
+                                                     "validation", "checkpoint_write", "checkpoint_wait")}
+    state = checkpoint_state(model, exp.train.images[:batch], epoch, exp.trainer.lr)
+    with tempfile.TemporaryDirectory(prefix="mfcf-epoch-shares-") as folder, CheckpointWriter() as writer:
+        path = Path(folder) / "last.pt"
+        for _ in range(rounds):
+            times["checkpoint_write"].append(timed(lambda: save_checkpoint(path, state())))
+            times["checkpoint_wait"].append(timed(lambda: writer.save(path, state())))
+            writer.wait()
+            times["step"] += [timed(step) for _ in range(steps)]
+            times["gmm_init"].append(timed(lambda: model.gmm_init(exp.train.images)))
+            configured, model.config.gmm_examples = model.config.gmm_examples, SUBSAMPLE
+            times["gmm_init_subsample"].append(timed(lambda: model.gmm_init(exp.train.images)))
+            model.config.gmm_examples = configured
+            times["evaluate"].append(timed(lambda: evaluate_experiment(exp, "test")))
+            times["assign"].append(timed(lambda: assignments(model, exp.test.images, exp.resolved.data.eval_batch_size)))
+            if exp.val is not None:
+                times["validation"].append(timed(lambda: trainer._validation(epoch)))
+            model.train()
     step_s = statistics.median(times["step"])
     epoch_s = step_s * steps_per_epoch
     med = {k: statistics.median(v) for k, v in times.items() if v}
@@ -103,7 +125,8 @@ def measure(name: str, exp, epoch: int, rounds: int, steps: int, threads: int) -
         "gmm_init_share_of_run": med["gmm_init"] / (epoch_s * exp.trainer.epochs),
     }
     print(f"{name}: epoch {epoch_s:.1f} s, gmm_init {shares['gmm_init']:.1%} "
-          f"(on {SUBSAMPLE} examples {shares['gmm_init_subsample']:.1%}), evaluate {shares['evaluate']:.1%}", file=sys.stderr)
+          f"(on {SUBSAMPLE} examples {shares['gmm_init_subsample']:.1%}), evaluate {shares['evaluate']:.1%}, "
+          f"checkpoint {shares['checkpoint_write']:.1%} (waited for: {shares['checkpoint_wait']:.1%})", file=sys.stderr)
     return record
 
 

@@ -1,9 +1,13 @@
-"""Atomic, safe checkpoints: temp file + fsync + rename, loaded with ``weights_only=True``."""
+"""Atomic, safe checkpoints: temp file + fsync + rename, loaded with ``weights_only=True``;
+:class:`CheckpointWriter` writes them on a background thread."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 import random
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +43,69 @@ def atomic_write_text(path: Path, text: str) -> None:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` ``state`` to ``path`` atomically."""
     atomic_write_bytes(path, lambda fh: torch.save(state, fh))
+
+
+def cpu_copy(obj: Any) -> Any:
+    """``obj`` with every tensor in its dicts, lists and tuples copied to the CPU; containers are
+    copied too (a dict keeps its type and attributes, e.g. a state dict's ``_metadata``), so
+    later in-place updates of the originals (an optimiser step) do not reach the copy."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        out = copy.copy(obj)
+        for key, value in out.items():
+            out[key] = cpu_copy(value)
+        return out
+    if isinstance(obj, list) or type(obj) is tuple:
+        return type(obj)(cpu_copy(value) for value in obj)
+    return obj
+
+
+class CheckpointWriter:
+    """Writes checkpoints (:func:`save_checkpoint`) on one background thread.
+
+    :meth:`save` copies the state to the CPU -- the only part the caller waits for -- and
+    hands the copy to the thread, so serialisation, write and fsync overlap the next epoch
+    (the paper's MNIST model with its Adam state is 37 MB: ~65 ms per save on a 2-core CPU,
+    about a tenth of an epoch on a GPU). At most one write is in flight and writes happen in
+    order, each atomic as before. :meth:`wait` blocks until everything saved is on disk and
+    re-raises a failed write's error. As a context manager, leaving the block waits for the
+    last write; its error is raised unless another exception is already leaving the block.
+
+    Example::
+
+        with CheckpointWriter() as writer:
+            for epoch in range(epochs):
+                ...
+                writer.save(run.checkpoint, {"model": model.state_dict(), "epoch": epoch + 1})
+    """
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mfcf-checkpoint")
+        self._pending: Future | None = None
+
+    def save(self, path: Path, state: dict[str, Any]) -> None:
+        snapshot = cpu_copy(state)
+        self.wait()
+        self._pending = self._thread.submit(save_checkpoint, path, snapshot)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def __enter__(self) -> CheckpointWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.wait()
+            else:
+                with contextlib.suppress(Exception):
+                    self.wait()
+        finally:
+            self._thread.shutdown(wait=True)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ..config import load_config
 from ..errors import TrainingError
 from .batches import DeviceBatches
 from .build import Experiment, build, resolve
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import CheckpointWriter, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .evaluation import evaluate_experiment
 from .rundir import RunDir, default_run_name, ensure_absent
 from .summary import flatten_evaluation
@@ -101,6 +101,7 @@ class Trainer:
         self.on_epoch_end = on_epoch_end
         self.cfg = experiment.trainer
         self.batch_size = experiment.resolved.data.batch_size
+        self._checkpoints: CheckpointWriter | None = None
 
     def fit(self) -> None:
         state = load_checkpoint(self.run.checkpoint) if self.run.checkpoint.is_file() else None
@@ -160,13 +161,14 @@ class Trainer:
 
         def save(next_epoch: int, next_step: int) -> None:
             self._check_finite(sums, steps_per_epoch)
-            save_checkpoint(self.run.checkpoint, {
+            self._checkpoints.save(self.run.checkpoint, {
                 "format": CHECKPOINT_FORMAT, "epoch": next_epoch, "step": next_step, "global_step": global_step,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng_state(),
                 "sums": sums.state() if sums is not None and next_step > 0 else None,
             })
 
-        try:
+        # checkpoints are written in the background; leaving the block waits for the last one
+        with writer, CheckpointWriter() as self._checkpoints:
             for epoch in range(epoch, cfg.epochs):
                 epoch_started = time.perf_counter()
                 if step == 0:
@@ -219,14 +221,13 @@ class Trainer:
                 step, sums = 0, None
                 save(epoch + 1, 0)
                 if self.on_epoch_end is not None:
+                    self._checkpoints.wait()
                     self.on_epoch_end(row, self.run)
                 if not self.quiet:
                     shown = {k: row[k] for k in ("train/loss", "val/loss") if k in row}
                     tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  " +
                                "  ".join(f"{k} {v:.4f}" for k, v in shown.items()) +
                                f"  {row['examples_per_s']:.0f} ex/s")
-        finally:
-            writer.close()
 
     @torch.no_grad()
     def _validation(self, epoch: int) -> dict[str, float]:
@@ -259,6 +260,8 @@ class Trainer:
         if sums is None or sums.bad_step() < 0:
             return
         epoch, step = divmod(sums.bad_step(), steps_per_epoch)
+        if self._checkpoints is not None:
+            self._checkpoints.wait()
         last = load_checkpoint(self.run.checkpoint) if self.run.checkpoint.is_file() else None
         where = (f"the last good checkpoint '{self.run.checkpoint}' (epoch {last['epoch']}, step {last['step']}) "
                  "is intact") if last else "no checkpoint had been written yet"
