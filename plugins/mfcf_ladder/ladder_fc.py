@@ -33,6 +33,15 @@ def _check_data_shape(data_shape: Sequence[int]) -> None:
         raise ConfigError(f"the fc ladder needs a non-empty data shape, got {tuple(data_shape)}", key="data")
 
 
+def _check_sizes(config: LadderFCEncoderConfig | LadderFCDecoderConfig) -> None:
+    """The checks both fc ladder configs share: activation name, positive widths, layer counts >= 0."""
+    check_activation(config.activation)
+    for field in ("backbone_dims", "rung_dims"):
+        check_entries(getattr(config, field), field)
+    for field in ("backbone_layers", "rung_layers"):
+        check_entries(getattr(config, field), field, allow_zero=True)
+
+
 @dataclasses.dataclass
 class LadderFCEncoderConfig:
     """``encoder: {name: ladder_fc, ...}``; every list has one entry per facet (index 0 first).
@@ -52,11 +61,7 @@ class LadderFCEncoderConfig:
     batch_norm: bool = False
 
     def __post_init__(self) -> None:
-        check_activation(self.activation)
-        check_entries(self.backbone_dims, "backbone_dims")
-        check_entries(self.backbone_layers, "backbone_layers", allow_zero=True)
-        check_entries(self.rung_dims, "rung_dims")
-        check_entries(self.rung_layers, "rung_layers", allow_zero=True)
+        _check_sizes(self)
         if len(self.rung_dims) != len(self.rung_layers):
             raise ConfigError(
                 f"rung_dims ({len(self.rung_dims)} entries) and rung_layers ({len(self.rung_layers)}) "
@@ -122,11 +127,7 @@ class LadderFCDecoderConfig:
     batch_norm: bool = False
 
     def __post_init__(self) -> None:
-        check_activation(self.activation)
-        check_entries(self.backbone_dims, "backbone_dims")
-        check_entries(self.backbone_layers, "backbone_layers", allow_zero=True)
-        check_entries(self.rung_dims, "rung_dims")
-        check_entries(self.rung_layers, "rung_layers", allow_zero=True)
+        _check_sizes(self)
 
 
 class LadderFCDecoder(Decoder):
