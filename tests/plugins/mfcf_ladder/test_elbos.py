@@ -31,12 +31,7 @@ SHAPE = (1, 3, 3)
 ESTIMATORS = (MFCVAEMonteCarloELBO, MFCVAEAnalyticELBO, MFCVAECollapsedELBO)
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 class StandInEncoder(nn.Module):

@@ -17,12 +17,7 @@ SHAPE = (3, 4, 4)
 INFO = DataInfo(shape=SHAPE, factors={"label": 10})
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def gaussian(**options) -> GaussianLikelihood:

@@ -19,12 +19,7 @@ from mfcf_ladder.priors import MoGPrior
 COVARIANCES = ("diag", "full")
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def make_prior(covariance="diag", D=3, K=4, **options) -> MoGPrior:
