@@ -136,8 +136,9 @@ _RSS_WRAPPER = ("import json, resource, subprocess, sys, time; t = time.perf_cou
 def peak_memory(path: Path, overrides: list[str], threads: int) -> dict:
     cfg = mfcf.load_config(path, overrides)
     steps = schedule_epochs(cfg)
+    # one epoch per progressive step, the GMM initialisation at the start (it must fall inside the run)
     short = ([f"trainer.epochs={len(steps)}", f"schedule.epochs_per_step={[1] * len(steps)}"] if steps
-             else ["trainer.epochs=1"])
+             else ["trainer.epochs=1"]) + ["model.gmm_init_epoch=0"]
     with tempfile.TemporaryDirectory() as runs:
         args = [*overrides, *short, f"trainer.runs_dir={runs}", f"trainer.threads={threads}", "trainer.device=cpu"]
         command = [*mfcf_command(), "train", str(path), "--quiet", "--no-eval", *args]

@@ -43,8 +43,11 @@ class MFCVAEModelConfig:
 
     * ``gmm_init`` -- fit a diagonal GMM per facet to the encoder's posterior means of the
       whole training split and copy it into the prior;
-    * ``gmm_init_epoch`` -- at the start of which epoch (0: before training; N: after N
-      epochs of warm-up with the prior as constructed);
+    * ``gmm_init_epoch`` -- at the start of which epoch (0: before training, faithful; N:
+      after N epochs of warm-up with the prior as constructed); a list gives each facet its
+      own epoch, e.g. ``[10, 5]`` under a progressive schedule that trains facet 1 alone for 5
+      epochs: each facet's mixture is then fitted to means its encoder rung has learned,
+      instead of to the untrained encoder's;
     * ``gmm_fit`` -- what to copy: ``means`` (faithful; variances set to ``gmm_variance``,
       weights untouched), ``means_variances``, or ``all`` (means, variances and weights);
     * ``gmm_variance`` -- the variance of every cluster after ``gmm_fit: means`` (paper 0.01);
@@ -70,7 +73,7 @@ class MFCVAEModelConfig:
 
     assignment: str = "mean"
     gmm_init: bool = True
-    gmm_init_epoch: int = 0
+    gmm_init_epoch: Any = 0  # int, or a list with one epoch per facet
     gmm_fit: str = "means"
     gmm_variance: float = 0.01
     gmm_bn_mode: str = "train"
@@ -87,7 +90,12 @@ class MFCVAEModelConfig:
                                   ("gmm_bn_mode", self.gmm_bn_mode, BN_MODES)):
             if value not in valid:
                 raise ConfigError(f"must be one of {', '.join(valid)}, got {value!r}", key=key)
-        positive(self.gmm_init_epoch, "gmm_init_epoch", allow_zero=True)
+        epochs = self.gmm_init_epoch if isinstance(self.gmm_init_epoch, (list, tuple)) else [self.gmm_init_epoch]
+        for epoch in epochs:
+            if isinstance(epoch, bool) or not isinstance(epoch, int):
+                raise ConfigError(f"must be an epoch number or a list of them, got {self.gmm_init_epoch!r}",
+                                  key="gmm_init_epoch")
+            positive(epoch, "gmm_init_epoch", allow_zero=True)
         positive(self.gmm_variance, "gmm_variance")
         positive(self.gmm_chunk_size, "gmm_chunk_size")
         positive(self.gmm_seed, "gmm_seed", allow_zero=True, allow_none=True)
@@ -95,6 +103,15 @@ class MFCVAEModelConfig:
         positive(self.gmm_examples, "gmm_examples", allow_none=True)
         positive(self.data_init_examples, "data_init_examples")
         positive(self.data_init_scale, "data_init_scale")
+
+    def gmm_init_epochs(self, n_facets: int) -> list[int]:
+        """``gmm_init_epoch`` as one epoch per facet."""
+        if isinstance(self.gmm_init_epoch, (list, tuple)):
+            if len(self.gmm_init_epoch) != n_facets:
+                raise ConfigError(f"has {len(self.gmm_init_epoch)} entries for {n_facets} facets; give one "
+                                  "epoch per facet, or a single number for all", key="gmm_init_epoch")
+            return list(self.gmm_init_epoch)
+        return [self.gmm_init_epoch] * n_facets
 
 
 class MFCVAEModel(Model):
@@ -130,7 +147,12 @@ class MFCVAEModel(Model):
         self.likelihood = likelihood
         self.elbo = elbo
         self.schedule = schedule
-        self.gmm_done = False
+        self._gmm_epochs = config.gmm_init_epochs(len(facets))
+        if config.gmm_init and max(self._gmm_epochs) >= schedule.epochs:
+            raise ConfigError(f"{config.gmm_init_epoch} would initialise a prior at epoch {max(self._gmm_epochs)}, "
+                              f"but the run has only {schedule.epochs} epochs (0-{schedule.epochs - 1}); lower it, "
+                              "or set model.gmm_init=false to keep the priors as constructed", key="gmm_init_epoch")
+        self.gmm_done = [False] * len(facets)  # per facet: its mixture has been fitted
         self._compiled_elbo: Optional[Callable[..., LossOutput]] = None
 
     # -- training --------------------------------------------------------------------------
@@ -192,8 +214,9 @@ class MFCVAEModel(Model):
         cfg = self.config
         if epoch == 0 and cfg.data_init:
             self.data_init(train.images[:cfg.data_init_examples])
-        if cfg.gmm_init and epoch == cfg.gmm_init_epoch and not self.gmm_done:
-            self.gmm_init(train.images)
+        due = [j for j, (at, done) in enumerate(zip(self._gmm_epochs, self.gmm_done)) if epoch == at and not done]
+        if cfg.gmm_init and due:
+            self.gmm_init(train.images, facets=due)
 
     def data_init(self, images: Tensor) -> None:
         """Data-dependent initialisation of encoder and decoder on ``images`` (§5.2).
@@ -215,9 +238,10 @@ class MFCVAEModel(Model):
             self.train(was_training)
 
     @torch.no_grad()
-    def gmm_init(self, images: Tensor) -> None:
-        """Fit a diagonal GMM per facet to the posterior means of ``images`` and copy it into the
-        priors (what is copied: ``gmm_fit``). Deterministic given ``gmm_seed``."""
+    def gmm_init(self, images: Tensor, facets: Sequence[int] | None = None) -> None:
+        """Fit a diagonal GMM per facet (``facets``; default: all) to the posterior means of
+        ``images`` and copy it into the priors (what is copied: ``gmm_fit``). Deterministic
+        given ``gmm_seed``."""
         cfg = self.config
         seed = cfg.gmm_seed if cfg.gmm_seed is not None else torch.initial_seed() % 2**32
         random_state = np.random.RandomState(seed)
@@ -226,7 +250,9 @@ class MFCVAEModel(Model):
             images = images[torch.from_numpy(chosen).to(images.device)]
         features = encode_means(self.encoder, images, chunk_size=cfg.gmm_chunk_size, bn_mode=cfg.gmm_bn_mode,
                                 device=self._device())
-        for prior, facet, feats in zip(self.priors, self.facets, features):
+        chosen_facets = range(len(self.facets)) if facets is None else sorted(facets)
+        for j in chosen_facets:
+            prior, facet, feats = self.priors[j], self.facets[j], features[j]
             with threadpool_limits(limits=torch.get_num_threads()):  # scikit-learn's pools busy-wait on shared cores
                 gmm = fit_gmm(feats, facet.n_clusters, random_state, cfg.gmm_n_init)
             means = torch.from_numpy(gmm.means_)
@@ -236,15 +262,17 @@ class MFCVAEModel(Model):
                 prior.initialise(means, torch.from_numpy(gmm.covariances_))
             else:
                 prior.initialise(means, torch.from_numpy(gmm.covariances_), torch.from_numpy(gmm.weights_))
-        self.gmm_done = True
+            self.gmm_done[j] = True
 
     # -- state -----------------------------------------------------------------------------
     def get_extra_state(self) -> dict[str, Any]:
-        return {"schedule": self.schedule.state_dict(), "gmm_done": bool(self.gmm_done)}
+        return {"schedule": self.schedule.state_dict(), "gmm_done": list(self.gmm_done)}
 
     def set_extra_state(self, state: dict[str, Any]) -> None:
         self.schedule.load_state_dict(state["schedule"])
-        self.gmm_done = bool(state.get("gmm_done", False))
+        done = state.get("gmm_done", False)
+        # checkpoints before per-facet initialisation epochs hold one bool for all facets
+        self.gmm_done = list(done) if isinstance(done, list) else [bool(done)] * len(self.facets)
 
     # -- clustering ------------------------------------------------------------------------
     @torch.no_grad()

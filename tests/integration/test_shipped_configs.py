@@ -33,7 +33,8 @@ def test_paper_configs_need_user_files(path):
 @pytest.mark.slow
 def test_main_config_trains_and_finds_facets(tmp_path):
     overrides = ["data.n_train=400", "data.n_test=200", "data.cache=false", "trainer.epochs=2",
-                 "schedule.epochs_per_step=[1, 1]", "schedule.fade_in_batches=2", "trainer.threads=2",
+                 "schedule.epochs_per_step=[1, 1]", "schedule.fade_in_batches=2", "model.gmm_init_epoch=[1, 0]",
+                 "trainer.threads=2",
                  f"trainer.runs_dir={tmp_path}"]
     run = mfcf.train(mfcf.load_config(ROOT / "shapes_mfcvae.yaml", overrides), quiet=True)
     result = mfcf.evaluate(run)

@@ -127,13 +127,13 @@ def test_extra_state_round_trip_through_weights_only_load():
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
-    assert state["_extra_state"] == {"schedule": {"steps_per_epoch": 7, "epochs_per_step": [2, 2]}, "gmm_done": True}
+    assert state["_extra_state"] == {"schedule": {"steps_per_epoch": 7, "epochs_per_step": [2, 2]}, "gmm_done": [True, True]}
 
     fresh_schedule = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
                                          n_facets=2, steps_per_epoch=6, epochs=4)
     fresh = make_model(schedule=fresh_schedule, seed=1)
     fresh.load_state_dict(state)
-    assert fresh.schedule.steps_per_epoch == 7 and fresh.gmm_done
+    assert fresh.schedule.steps_per_epoch == 7 and fresh.gmm_done == [True, True]
     assert fresh.schedule(3, 1) == schedule(3, 1)
     torch.testing.assert_close(fresh.priors[0].means, model.priors[0].means)
 
@@ -213,16 +213,58 @@ def test_gmm_runs_once_at_its_epoch_and_never_after_a_resume():
     model = make_model(model=dict(gmm_init_epoch=1, gmm_seed=0))
     before = model.priors[0].means.clone()
     model.on_epoch_start(0, x)
-    assert torch.equal(model.priors[0].means, before) and not model.gmm_done
+    assert torch.equal(model.priors[0].means, before) and not any(model.gmm_done)
     model.on_epoch_start(1, x)
     fitted = model.priors[0].means.clone()
-    assert not torch.equal(fitted, before) and model.gmm_done
+    assert not torch.equal(fitted, before) and all(model.gmm_done)
     with torch.no_grad():
         model.priors[0].means.add_(1.0)  # training moves the means ...
     resumed = make_model(model=dict(gmm_init_epoch=1, gmm_seed=0), seed=3)
     resumed.load_state_dict(model.state_dict())
     resumed.on_epoch_start(1, x)  # ... and a resumed run does not refit them
     torch.testing.assert_close(resumed.priors[0].means, fitted + 1.0)
+
+
+def test_each_facet_can_have_its_own_gmm_epoch():
+    x = DataSplit(blobs(60), {})
+    model = make_model(model=dict(gmm_init_epoch=[2, 1], gmm_seed=0))
+    before = [p.means.clone() for p in model.priors]
+    model.on_epoch_start(0, x)
+    assert model.gmm_done == [False, False] and all(torch.equal(p.means, b) for p, b in zip(model.priors, before))
+    model.on_epoch_start(1, x)  # facet 1 only
+    assert model.gmm_done == [False, True]
+    assert torch.equal(model.priors[0].means, before[0]) and not torch.equal(model.priors[1].means, before[1])
+    facet1 = model.priors[1].means.clone()
+    resumed = make_model(model=dict(gmm_init_epoch=[2, 1], gmm_seed=0), seed=3)
+    resumed.load_state_dict(model.state_dict())  # a run resumed between the two fits
+    resumed.on_epoch_start(2, x)
+    assert resumed.gmm_done == [True, True] and torch.equal(resumed.priors[1].means, facet1)
+    assert not torch.equal(resumed.priors[0].means, before[0])
+    # the fit of facet 0 alone equals a scikit-learn fit of facet 0's posterior means
+    feats = resumed.encoder(x.images)[0].mean.double().detach().numpy()
+    gmm = GaussianMixture(3, covariance_type="diag", random_state=np.random.RandomState(0)).fit(feats)
+    np.testing.assert_allclose(resumed.priors[0].means.detach().numpy(), gmm.means_, rtol=1e-5, atol=1e-6)
+
+
+def test_a_gmm_epoch_beyond_the_run_fails_at_build():
+    with pytest.raises(ConfigError) as info:
+        make_model(model=dict(gmm_init_epoch=[3, 0]))  # the run has epochs 0-2
+    assert info.value.key == "gmm_init_epoch" and "only 3 epochs" in str(info.value)
+    make_model(model=dict(gmm_init_epoch=[3, 0], gmm_init=False))  # no initialisation: nothing to check
+
+
+def test_checkpoints_with_one_gmm_flag_for_all_facets_still_load():
+    model = make_model()
+    state = model.state_dict()
+    state["_extra_state"] = {**state["_extra_state"], "gmm_done": True}
+    model.load_state_dict(state)
+    assert model.gmm_done == [True, True]
+
+
+def test_a_gmm_epoch_list_needs_one_entry_per_facet():
+    with pytest.raises(ConfigError) as info:
+        make_model(model=dict(gmm_init_epoch=[0, 1, 2]))
+    assert info.value.key == "gmm_init_epoch" and "3 entries for 2 facets" in str(info.value)
 
 
 def test_gmm_batch_norm_modes():
@@ -342,7 +384,7 @@ def test_data_init_runs_before_the_gmm_at_epoch_zero():
     with torch.no_grad():
         h = model.encoder.backbone[0][0](x[:32].flatten(1))
     torch.testing.assert_close(h.std(0, unbiased=False), torch.full((24,), 0.1), atol=1e-3, rtol=0)
-    assert model.gmm_done
+    assert all(model.gmm_done)
 
 
 @pytest.mark.parametrize("section,key", [
@@ -350,6 +392,9 @@ def test_data_init_runs_before_the_gmm_at_epoch_zero():
     ({"gmm_fit": "weights"}, "model.gmm_fit"),
     ({"gmm_bn_mode": "batch"}, "model.gmm_bn_mode"),
     ({"gmm_init_epoch": -1}, "model.gmm_init_epoch"),
+    ({"gmm_init_epoch": [0, -1]}, "model.gmm_init_epoch"),
+    ({"gmm_init_epoch": [0, 1.5]}, "model.gmm_init_epoch"),
+    ({"gmm_init_epoch": "late"}, "model.gmm_init_epoch"),
     ({"gmm_chunk_size": 0}, "model.gmm_chunk_size"),
 ])
 def test_bad_values_fail_at_validation(section, key):
