@@ -4,7 +4,9 @@ A run can be killed at any moment (SIGKILL included) and continued with :func:`r
 checkpoint holds the model (with any extra state such as a schedule's), the optimiser, every
 RNG state, the position (epoch, step) and the running epoch sums of the logged terms; the data
 order of an epoch is a pure function of (seed, epoch). So on the CPU a resumed run ends with
-weights bit-identical to an uninterrupted one.
+weights bit-identical to an uninterrupted one. Checkpoints are written by a
+:class:`~mfcf.engine.checkpoint.CheckpointWriter` on a background thread; the loop waits only for
+the copy of the state to the CPU.
 """
 
 from __future__ import annotations
