@@ -178,7 +178,7 @@ class MFCVAEModel(Model):
         only the estimator's :meth:`~mfcf_ladder.elbos.MFCVAEELBOBase.densities` are compiled
         (fused C++ loops for the MoG and likelihood terms); the networks stay eager, because
         inductor's CPU code for them was slower than eager oneDNN (2-core CPU: full step over
-        the bare network 1.08-1.10 eager, 1.06 with compiled densities, ~1.4 with everything
+        the bare network 1.08-1.10 eager, 1.05-1.07 with compiled densities, ~1.4 with everything
         compiled). ``benchmarks/speed/gpu.py`` and ``step_overhead.py`` measure these.
 
         The schedule stays outside, in Python. The whole compiled ELBO gets its coefficients
