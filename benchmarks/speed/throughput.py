@@ -11,7 +11,9 @@ active), the first epoch after pre-training for ae_kmeans / dec / idec / vade (t
 pre-training step is timed too, interleaved). For MFCVAE configs (J = 2 and J = 1) a *bare*
 step (encoder, one rsample per facet, decoder, the likelihood's reconstruction term, backward,
 the same optimiser factory; as in step_overhead.py) is timed interleaved with the full step
-and the ratio full / bare reported. kmeans and gmm_pca have no step: their ``fit`` on the
+and the ratio full / bare reported; with ``--compare-compile MODE`` also the full step of a
+second copy of the model trained with ``trainer.compile: MODE`` (compiled in the warm-up
+rounds), so each config shows whether compiling pays on this CPU. kmeans and gmm_pca have no step: their ``fit`` on the
 training split is timed instead. Finally, the peak resident memory of a short real
 ``mfcf train CONFIG --quiet --no-eval`` (one epoch per progressive step) per MFCVAE config.
 
@@ -58,19 +60,26 @@ def with_threads(fn, threads: int, restore: int):
     return run
 
 
-def gradient_config(path: Path, overrides: list[str], rounds: int, warmup: int, compare_threads: int = 0) -> dict:
+def built_for_step(path: Path, overrides: list[str]):
+    """The experiment, its main-phase epoch and the seconds its epoch-start hooks took, run as
+    the trainer runs them before that epoch."""
     exp = build(path, overrides)
-    model = exp.model
-    model.train()
+    exp.model.train()
     epoch = main_phase_epoch(exp)
+    start = time.perf_counter()
+    exp.model.on_epoch_start(0, exp.train)  # as the trainer: GMM / data-dependent init of MFCVAE
+    if epoch > 0:
+        exp.model.on_epoch_start(epoch, exp.train)  # k-means / GMM init of the autoencoder baselines
+    return exp, epoch, time.perf_counter() - start
+
+
+def gradient_config(path: Path, overrides: list[str], rounds: int, warmup: int, compare_threads: int = 0,
+                    compare_compile: str | None = None) -> dict:
+    exp, epoch, hooks_s = built_for_step(path, overrides)
+    model = exp.model
     lr = exp.trainer.lr
     batch = exp.resolved.data.batch_size
     x = exp.train.images[:batch]
-    start = time.perf_counter()
-    model.on_epoch_start(0, exp.train)  # as the trainer: GMM / data-dependent init of MFCVAE
-    if epoch > 0:
-        model.on_epoch_start(epoch, exp.train)  # k-means / GMM init of the autoencoder baselines
-    hooks_s = time.perf_counter() - start
     is_mfcvae = exp.resolved.config["model"]["name"] == "mfcvae"
     fns = {"full": full_step(model, x, epoch, 0, lr)}
     if is_mfcvae:
@@ -78,6 +87,9 @@ def gradient_config(path: Path, overrides: list[str], rounds: int, warmup: int, 
         fns["bare"] = bare_step(model, x, lr)
         if compare_threads and compare_threads != torch.get_num_threads():
             fns["full_other_threads"] = with_threads(fns["full"], compare_threads, torch.get_num_threads())
+        if compare_compile:
+            twin = built_for_step(path, overrides)[0].model  # its own weights and Adam: compiling changes the model
+            fns["full_compiled"] = full_step(twin, x, epoch, 0, lr, compile=compare_compile)
     else:
         fns["pretrain"] = full_step(model, x, 0, 0, lr)
     times = interleaved(fns, rounds, warmup)
@@ -96,6 +108,10 @@ def gradient_config(path: Path, overrides: list[str], rounds: int, warmup: int, 
         if "full_other_threads" in times:
             record["full_step_other_threads"] = {"threads": compare_threads, **stats(times["full_other_threads"]),
                                                  **ratio_stats(times["full_other_threads"], times["full"])}
+        if "full_compiled" in times:
+            record["full_step_compiled"] = {"compile": compare_compile, **stats(times["full_compiled"]),
+                                            "over_eager": ratio_stats(times["full_compiled"], times["full"]),
+                                            "over_bare": ratio_stats(times["full_compiled"], times["bare"])}
     else:
         record["pretrain_step"] = stats(times["pretrain"])
         record["pretrain_examples_per_s"] = len(x) / (stats(times["pretrain"])["ms_median"] / 1e3)
@@ -162,6 +178,8 @@ def main() -> None:
     p.add_argument("--compare-threads", type=int, default=2,
                    help="also time the full step of the J=2 MFCVAE configs with this many threads, "
                         "interleaved (0: off)")
+    p.add_argument("--compare-compile", metavar="MODE",
+                   help="also time the full step of the MFCVAE configs with trainer.compile: MODE, interleaved")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--smoke", action="store_true", help="tiny data and two rounds on the shapes configs (CI)")
     p.add_argument("--json", type=Path)
@@ -181,7 +199,7 @@ def main() -> None:
 
     machine_before = machine_info()
     compare = 0 if args.smoke else args.compare_threads
-    steps = [gradient_config(path, smoke_mfcvae, rounds, warmup, compare) for path in mfcvae]
+    steps = [gradient_config(path, smoke_mfcvae, rounds, warmup, compare, args.compare_compile) for path in mfcvae]
     for d in datasets:
         steps += [gradient_config(path, extra, rounds, warmup) for path in baselines[d].values()]
     fitted = [fit_config(path, extra) for d in datasets for path in fits[d].values()]
@@ -191,6 +209,7 @@ def main() -> None:
         memory = [peak_memory(path, smoke_mfcvae if args.smoke else [], args.threads) for path in memory_configs]
     result = {
         "benchmark": "throughput", "smoke": args.smoke, "threads": args.threads, "rounds": rounds, "warmup": warmup,
+        "compare_compile": args.compare_compile,
         "note": ("examples_per_s = batch / median full-step time on the first training batch; full step = "
                  "training_loss at a main-phase epoch + backward + the trainer's fused Adam (+ the trainer's "
                  "on-device sums); every phase of a config is timed interleaved in one process"),

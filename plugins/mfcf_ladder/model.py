@@ -177,9 +177,11 @@ class MFCVAEModel(Model):
         MNIST model: eager 6.7 ms, compiled 5.0 ms, reduce-overhead 2.3 ms per step). On a CPU
         only the estimator's :meth:`~mfcf_ladder.elbos.MFCVAEELBOBase.densities` are compiled
         (fused C++ loops for the MoG and likelihood terms); the networks stay eager, because
-        inductor's CPU code for them was slower than eager oneDNN (2-core CPU: full step over
-        the bare network 1.08-1.10 eager, 1.05-1.07 with compiled densities, ~1.4 with everything
-        compiled). ``benchmarks/speed/gpu.py`` and ``step_overhead.py`` measure these.
+        inductor's CPU code for them was slower than eager oneDNN (2-core CPU, paper MNIST model:
+        full step over the bare network 1.08-1.10 eager, 1.05-1.07 with compiled densities, ~1.4
+        with everything compiled). On the small CPU configs the compiled step is 0.99-1.04x the
+        eager one: there compiling does not pay. ``benchmarks/speed/gpu.py``,
+        ``step_overhead.py`` and ``throughput.py --compare-compile`` measure these.
 
         The schedule stays outside, in Python. The whole compiled ELBO gets its coefficients
         as 0-dim tensors (:meth:`Coefficients.on_device`); the compiled densities do not use

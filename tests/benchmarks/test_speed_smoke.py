@@ -36,9 +36,9 @@ def check_machine(result: dict) -> None:
 
 
 def test_throughput_smoke(tmp_path):
-    r = run("throughput", tmp_path)
+    r = run("throughput", tmp_path, "--compare-compile", "default")
     check_machine(r)
-    assert r["smoke"] is True
+    assert r["smoke"] is True and r["compare_compile"] == "default"
     models = {s["model"] for s in r["steps"]}
     assert {"mfcvae", "dec"} <= models
     for s in r["steps"]:
@@ -49,6 +49,10 @@ def test_throughput_smoke(tmp_path):
             assert positive(s["full_over_bare"]["median_pairwise_ratio"])
         else:
             assert positive(s["pretrain_examples_per_s"])
+    compiled = [s["full_step_compiled"] for s in r["steps"] if "full_step_compiled" in s]
+    assert len(compiled) == 1  # the J = 2 config of the smoke run, not its baselines
+    assert compiled[0]["compile"] == "default" and positive(compiled[0]["ms_median"])
+    assert positive(compiled[0]["over_eager"]["ratio_of_medians"]) and positive(compiled[0]["over_bare"]["ratio_of_medians"])
     assert any(s["facets"] == 1 and s["model"] == "mfcvae" for s in r["steps"])  # J = 1 too
     assert r["fits"] and all(positive(f["fit_s"]) and positive(f["examples_per_s"]) for f in r["fits"])
     assert r["memory"] and all(positive(m["peak_rss_kb"]) and positive(m["wall_s"]) for m in r["memory"])
