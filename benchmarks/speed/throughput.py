@@ -11,10 +11,10 @@ active), the first epoch after pre-training for ae_kmeans / dec / idec / vade (t
 pre-training step is timed too, interleaved). For MFCVAE configs (J = 2 and J = 1) a *bare*
 step (encoder, one rsample per facet, decoder, the likelihood's reconstruction term, backward,
 the same optimiser factory; as in step_overhead.py) is timed interleaved with the full step
-and the ratio full / bare reported; with ``--compare-compile MODE`` also the full step of a
-second copy of the model trained with ``trainer.compile: MODE`` (compiled in the warm-up
-rounds), so each config shows whether compiling pays on this CPU. kmeans and gmm_pca have no step: their ``fit`` on the
-training split is timed instead. Finally, the peak resident memory of a short real
+and the ratio full / bare reported; with ``--compare-compile MODE`` also, for the J = 2
+configs, the full step of a second copy of the model trained with ``trainer.compile: MODE``
+(compiled in the warm-up rounds), so each config shows whether compiling pays on this CPU.
+kmeans and gmm_pca have no step: their ``fit`` on the training split is timed instead. Finally, the peak resident memory of a short real
 ``mfcf train CONFIG --quiet --no-eval`` (one epoch per progressive step) per MFCVAE config.
 
     python benchmarks/speed/throughput.py --json benchmarks/results/throughput.json   # ~6 min, 2-core CPU
@@ -179,7 +179,7 @@ def main() -> None:
                    help="also time the full step of the J=2 MFCVAE configs with this many threads, "
                         "interleaved (0: off)")
     p.add_argument("--compare-compile", metavar="MODE",
-                   help="also time the full step of the MFCVAE configs with trainer.compile: MODE, interleaved")
+                   help="also time the full step of the J=2 MFCVAE configs with trainer.compile: MODE, interleaved")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     p.add_argument("--smoke", action="store_true", help="tiny data and two rounds on the shapes configs (CI)")
     p.add_argument("--json", type=Path)
