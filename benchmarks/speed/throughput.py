@@ -14,8 +14,9 @@ the same optimiser factory; as in step_overhead.py) is timed interleaved with th
 and the ratio full / bare reported; with ``--compare-compile MODE`` also, for the J = 2
 configs, the full step of a second copy of the model trained with ``trainer.compile: MODE``
 (compiled in the warm-up rounds), so each config shows whether compiling pays on this CPU.
-kmeans and gmm_pca have no step: their ``fit`` on the training split is timed instead. Finally, the peak resident memory of a short real
-``mfcf train CONFIG --quiet --no-eval`` (one epoch per progressive step) per MFCVAE config.
+kmeans and gmm_pca have no step: their ``fit`` on the training split is timed instead.
+Finally, the peak resident memory of a short real ``mfcf train CONFIG --quiet --no-eval`` (one
+epoch per progressive step) per MFCVAE config.
 
     python benchmarks/speed/throughput.py --json benchmarks/results/throughput.json   # ~6 min, 2-core CPU
     python benchmarks/speed/throughput.py --smoke --json /tmp/throughput.json          # seconds
