@@ -179,8 +179,8 @@ class MFCVAEModel(Model):
         (fused C++ loops for the MoG and likelihood terms); the networks stay eager, because
         inductor's CPU code for them was slower than eager oneDNN (2-core CPU, paper MNIST model:
         full step over the bare network 1.07-1.11 eager, 1.04-1.08 (median 1.05) with compiled
-        densities, ~1.4 with everything compiled). On the small CPU configs the compiled step is 0.99-1.04x the
-        eager one: there compiling does not pay. ``benchmarks/speed/gpu.py``,
+        densities, ~1.4 with everything compiled). On the small CPU configs the compiled step
+        is 0.99-1.04x the eager one: there compiling does not pay. ``benchmarks/speed/gpu.py``,
         ``step_overhead.py`` and ``throughput.py --compare-compile`` measure these.
 
         The schedule stays outside, in Python. The whole compiled ELBO gets its coefficients
