@@ -470,11 +470,16 @@ def test_bf16_autocast_runs_the_networks_in_bf16_and_every_density_in_float32():
 @pytest.mark.parametrize("compile_", [lambda m: m.compile_training("default"),  # on a CPU: the densities
                                       lambda m: m._compile_whole_elbo("default")],  # what a GPU compiles
                          ids=["densities", "whole_elbo"])
-def test_compiled_loss_equals_eager_and_a_fade_never_recompiles(monkeypatch, compile_):
+def test_compiled_loss_equals_eager_and_a_fade_never_recompiles(compile_):
     from torch._dynamo.utils import counters
     from torch._inductor import config as inductor_config
 
-    monkeypatch.setattr(inductor_config, "fallback_random", True)  # eager's RNG stream inside the graph
+    # eager's RNG stream inside the graph; torch's own config patching, undone on exit
+    with inductor_config.patch(fallback_random=True):
+        _check_compiled_loss_equals_eager(compile_, counters)
+
+
+def _check_compiled_loss_equals_eager(compile_, counters):
     torch._dynamo.reset()
     schedule = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
                                    n_facets=2, steps_per_epoch=5, epochs=4)
