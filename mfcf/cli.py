@@ -203,6 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MfcfError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file or folder the system refused, that no check above foresaw
+        print(f"{type(exc).__name__}: {exc}\n  Check that the path exists, is of the right kind and is "
+              "readable (and writable where mfcf writes).", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import os
 import random
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,8 +18,16 @@ import torch
 from ..errors import RunDirError
 
 
+#: Version of the checkpoint layout this mfcf writes and reads.
+CHECKPOINT_FORMAT = 1
+
+
 def atomic_write_bytes(path: Path, write) -> None:
-    """Write ``path`` through ``write(file)`` so readers see the old or the new file, never half."""
+    """Write ``path`` through ``write(file)`` so readers see the old or the new file, never half.
+
+    A failed write (disk full, file-size limit, a folder that is gone or is a file) leaves the
+    old file as it was and raises :class:`RunDirError` naming ``path``.
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -27,13 +36,18 @@ def atomic_write_bytes(path: Path, write) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise RunDirError(f"cannot write '{path}' ({reason}); free disk space, raise the file-size limit or "
+                          f"make '{path.parent}' a writable folder") from exc
     finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -41,8 +55,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """``torch.save`` ``state`` to ``path`` atomically."""
-    atomic_write_bytes(path, lambda fh: torch.save(state, fh))
+    """``torch.save`` ``state`` to ``path`` atomically.
+
+    Serialised in memory first, so a failed write is the file system's own error (no space,
+    file too large), which torch's writer would hide behind an internal message."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, lambda fh: fh.write(buffer.getbuffer()))
 
 
 def cpu_copy(obj: Any) -> Any:
@@ -108,15 +127,35 @@ class CheckpointWriter:
             self._thread.shutdown(wait=True)
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a checkpoint with ``weights_only=True`` (tensors and plain containers only)."""
+#: Keys of the final weights (``model.pt``) and of a resumable checkpoint (``checkpoints/last.pt``).
+WEIGHTS_KEYS = ("format", "model")
+TRAINING_KEYS = (*WEIGHTS_KEYS, "epoch", "step", "global_step", "optimizer", "rng", "sums")
+
+
+def load_checkpoint(path: Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` (tensors and plain containers only), checked to
+    be a dict of this mfcf's format holding the ``required`` keys and a dict under ``model``."""
     path = Path(path)
     if not path.is_file():
         raise RunDirError(f"checkpoint '{path}' does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise RunDirError(f"checkpoint '{path}' cannot be read ({exc}); it may be from another mfcf version") from exc
+        raise RunDirError(f"checkpoint '{path}' cannot be read ({str(exc).splitlines()[0]}); it is damaged or "
+                          "not an mfcf checkpoint") from exc
+    fix = "\n  Restore it from a backup or start a new run."
+    if not isinstance(state, dict):
+        raise RunDirError(f"checkpoint '{path}' holds a {type(state).__name__}, not an mfcf checkpoint{fix}")
+    if "format" in required and state.get("format") != CHECKPOINT_FORMAT:
+        raise RunDirError(f"checkpoint '{path}' has format {state.get('format')!r}; this mfcf reads format "
+                          f"{CHECKPOINT_FORMAT}. Use the mfcf version that wrote it.{fix}")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise RunDirError(f"checkpoint '{path}' lacks {', '.join(missing)}: it is not a complete mfcf "
+                          f"checkpoint{fix}")
+    if "model" in required and not isinstance(state["model"], dict):
+        raise RunDirError(f"checkpoint '{path}' has no state dict under 'model'{fix}")
+    return state
 
 
 def rng_state() -> dict[str, Any]:

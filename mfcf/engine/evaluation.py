@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from ..api import Model
-from ..errors import RunDirError
+from ..errors import ConfigError, RunDirError
 from .batches import DeviceBatches
-from .build import Experiment, build, resolve
-from .checkpoint import atomic_write_text, load_checkpoint
+from .build import Experiment, Resolved, build, resolve
+from .checkpoint import WEIGHTS_KEYS, atomic_write_text, load_checkpoint
 from .matching import match_facets, nmi_matrix
 from .metrics import METRICS, score
-from .rundir import RunDir
+from .rundir import RunDir, damaged
 
 
 @torch.no_grad()
@@ -88,17 +88,30 @@ def evaluate_experiment(experiment: Experiment, split: str = "test", *,
     }
 
 
+def resolve_stored(run: RunDir) -> Resolved:
+    """The run's ``resolved.yaml``, resolved again; a config that no longer validates is a
+    :class:`RunDirError` naming the file (a missing plugin keeps its own error)."""
+    try:
+        return resolve(run.load_resolved())
+    except ConfigError as exc:
+        raise damaged(run.resolved, f"it does not hold a config this mfcf accepts ({exc})") from None
+
+
 def load_trained(run_dir: str | Path) -> tuple[RunDir, Experiment, str]:
     """Rebuild a run's experiment and load its final weights (or the last checkpoint)."""
     run = RunDir.open(run_dir)
-    experiment = build(resolve(run.load_resolved()))
+    experiment = build(resolve_stored(run))
     if run.final_model.is_file():
         source = run.final_model
     elif run.checkpoint.is_file():
         source = run.checkpoint
     else:
         raise RunDirError(f"run '{run.path}' has no trained weights yet (neither model.pt nor a checkpoint)")
-    experiment.model.load_state_dict(load_checkpoint(source)["model"])
+    try:
+        experiment.model.load_state_dict(load_checkpoint(source, WEIGHTS_KEYS)["model"])
+    except (RuntimeError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise damaged(source, f"its weights do not fit the run's config ({str(exc).splitlines()[0]}); it may "
+                              "come from another run") from None
     return run, experiment, source.name
 
 

@@ -12,6 +12,10 @@ Layout::
       checkpoints/last.pt  the latest resumable checkpoint
       model.pt             the final weights (written once training completed)
       eval-<split>.json    written by `mfcf evaluate`
+      run.lock             while a process writes the run (:mod:`mfcf.engine.lock`)
+
+Readers check what they read: a file that is unreadable or of the wrong shape is a
+:class:`~mfcf.errors.RunDirError` naming it, never a traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ import yaml
 
 from ..errors import RunDirError
 from .checkpoint import atomic_write_text
+from .lock import run_lock
 
 
 class RunDir:
@@ -64,17 +69,35 @@ class RunDir:
                 return cls(path)
             except FileExistsError:
                 continue
+            except OSError as exc:
+                raise unusable_folder(path, exc, "trainer.runs_dir") from None
         raise RunDirError(f"cannot create a fresh run directory under '{runs_dir}'")  # pragma: no cover
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
         """An existing run directory (checked to hold a resolved config)."""
         run = cls(path)
+        if run.path.exists() and not run.path.is_dir():
+            raise RunDirError(f"'{run.path}' is a file, not a run directory; pass the directory `mfcf train` created")
         if not run.path.is_dir():
             raise RunDirError(f"run directory '{run.path}' does not exist; pass a directory `mfcf train` created")
         if not run.resolved.is_file():
-            raise RunDirError(f"'{run.path}' is not an mfcf run directory (no resolved.yaml in it)")
+            raise RunDirError(f"'{run.path}' is not an mfcf run directory (no resolved.yaml in it); pass a "
+                              "directory `mfcf train` created")
         return run
+
+    def lock(self):
+        """Context manager holding this directory's writer lock (:func:`mfcf.engine.lock.run_lock`)."""
+        return run_lock(self.path)
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete the temp files a write killed mid-way left (``.<name>.<pid>.tmp``); call it only
+        while holding :meth:`lock`, when no other process can be writing. Returns what went."""
+        stale = [p for folder in (self.path, self.path / "checkpoints") if folder.is_dir()
+                 for p in folder.glob(".*.tmp") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
 
     def prepare(self, user: Mapping[str, Any], resolved: Mapping[str, Any], plugins: Sequence[Mapping[str, str]]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -84,10 +107,13 @@ class RunDir:
         atomic_write_text(self.plugins, json.dumps(list(plugins), indent=2))
 
     def load_resolved(self) -> dict[str, Any]:
-        return yaml.safe_load(self.resolved.read_text())
+        return _read(self.resolved, yaml.safe_load, dict, "a YAML mapping of config sections")
 
     def read_status(self) -> dict[str, Any]:
-        return json.loads(self.status_file.read_text()) if self.status_file.is_file() else {}
+        """``run.json`` as a dict (empty if there is none yet)."""
+        if not self.status_file.exists():
+            return {}
+        return _read(self.status_file, json.loads, dict, "a JSON object with the run's status")
 
     def write_status(self, status: str, **extra: Any) -> None:
         info = self.read_status()
@@ -100,10 +126,19 @@ class RunDir:
 
     # -- metrics ---------------------------------------------------------------------------
     def read_metrics(self) -> list[dict[str, str]]:
-        if not self.metrics.is_file():
+        """``metrics.csv`` as rows (empty if there is none yet); each row has an integer ``epoch``."""
+        if not self.metrics.exists():
             return []
-        with open(self.metrics, newline="") as fh:
-            return list(csv.DictReader(fh))
+        rows = _read(self.metrics, lambda text: list(csv.DictReader(io.StringIO(text))), list, "a CSV table")
+        for i, row in enumerate(rows):
+            try:
+                int(row.get("epoch") or "")
+            except ValueError:
+                raise damaged(self.metrics, f"row {i + 1} has no integer 'epoch' column "
+                                            f"(got {row.get('epoch')!r})") from None
+            if None in row:
+                raise damaged(self.metrics, f"row {i + 1} has more cells than the header") from None
+        return rows
 
     def write_metrics(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Rewrite the whole CSV atomically (one row per epoch: small), columns in first-seen order."""
@@ -115,6 +150,49 @@ class RunDir:
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_text(self.metrics, buf.getvalue())
+
+
+def damaged(path: Path, what: str) -> RunDirError:
+    """The error for a run-directory file that is there but cannot be used."""
+    return RunDirError(f"'{path}' is damaged: {what}.\n  Restore it from a backup, or start a new run; mfcf "
+                       "changes nothing in a damaged run directory.")
+
+
+def _read(path: Path, parse: Callable[[str], Any], kind: type, shape: str) -> Any:
+    """``parse(path's text)``, checked to be a ``kind``; :class:`RunDirError` naming ``path`` otherwise."""
+    try:
+        value = parse(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise damaged(path, f"it cannot be read ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError, csv.Error) as exc:
+        raise damaged(path, f"it does not parse as {shape} ({str(exc).splitlines()[0]})") from None
+    if not isinstance(value, kind):
+        raise damaged(path, f"it should hold {shape}, not {type(value).__name__}")
+    return value
+
+
+def unusable_folder(path: Path, exc: OSError, key: str) -> RunDirError:
+    """The error for a run folder that cannot be created or written."""
+    return RunDirError(f"cannot create or write '{path}' ({exc.strerror or exc}); set {key} (or --run-dir) "
+                       "to a writable folder on a real filesystem")
+
+
+def check_writable_folder(path: str | Path, key: str) -> None:
+    """Fail early, creating nothing, if ``path`` cannot become a writable run folder: it (or its
+    first existing ancestor) is a file, not writable, on a read-only or on a pseudo filesystem
+    (proc, sysfs: no storage blocks)."""
+    path = Path(path).absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise RunDirError(f"'{existing}' is a file, so '{path}' cannot be a folder; set {key} (or --run-dir) "
+                          "to a folder")
+    stat = os.statvfs(existing)
+    problem = ("is on a read-only filesystem" if stat.f_flag & os.ST_RDONLY else
+               "is on a pseudo filesystem (no storage)" if stat.f_blocks == 0 else
+               "is not writable" if not os.access(existing, os.W_OK | os.X_OK) else None)
+    if problem:
+        raise RunDirError(f"'{existing}' {problem}, so '{path}' cannot be written; set {key} (or --run-dir) "
+                          "to a writable folder on a real filesystem")
 
 
 def _mfcf_version() -> str:
@@ -129,6 +207,9 @@ def default_run_name(config: Mapping[str, Any]) -> str:
 
 
 def ensure_absent(path: Path) -> None:
+    """Raise unless ``path`` is missing or an empty folder (where a fresh run may go)."""
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"--run-dir '{path}' is a file; pass a new or empty folder")
     if path.exists() and any(path.iterdir()):
         raise RunDirError(f"run directory '{path}' exists and is not empty; pass a new --run-dir or use --resume")
 

@@ -11,6 +11,10 @@ the copy of the state to the CPU.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import math
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,15 +25,15 @@ from tqdm.auto import tqdm
 
 from ..api import LossOutput
 from ..config import load_config
-from ..errors import TrainingError
+from ..errors import RunDirError, TrainingError
 from .batches import DeviceBatches
 from .build import Experiment, build, resolve
-from .checkpoint import CheckpointWriter, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .evaluation import evaluate_experiment
-from .rundir import RunDir, default_run_name, ensure_absent
+from .checkpoint import (CHECKPOINT_FORMAT, TRAINING_KEYS, WEIGHTS_KEYS, CheckpointWriter, load_checkpoint,
+                         rng_state, save_checkpoint, set_rng_state)
+from .evaluation import evaluate_experiment, resolve_stored
+from .lock import LOCK_NAME, ensure_unlocked
+from .rundir import RunDir, check_writable_folder, damaged, default_run_name, ensure_absent, unusable_folder
 from .summary import flatten_evaluation
-
-CHECKPOINT_FORMAT = 1
 
 
 class _EpochSums:
@@ -61,6 +65,23 @@ class _EpochSums:
 
     def state(self) -> dict[str, Any]:
         return {"keys": self.keys, "values": self.values.cpu(), "count": self.count, "first_bad": int(self.first_bad)}
+
+
+@dataclasses.dataclass
+class _Start:
+    """Where a training loop starts: a fresh run, or a checkpoint's position and state."""
+
+    optimizer: torch.optim.Optimizer
+    epoch: int = 0
+    step: int = 0
+    global_step: int = 0
+    sums: _EpochSums | None = None
+    rows: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    train_seconds: float = 0.0
+
+    def resume_sums(self, saved: Mapping[str, Any] | None, device: torch.device) -> None:
+        if saved is not None:
+            self.sums = _EpochSums(saved["keys"], device, saved["values"], saved["count"], saved["first_bad"])
 
 
 def make_optimizer(params: Sequence[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
@@ -106,24 +127,79 @@ class Trainer:
         self._checkpoints: CheckpointWriter | None = None
 
     def fit(self) -> None:
-        state = load_checkpoint(self.run.checkpoint) if self.run.checkpoint.is_file() else None
+        """Train from the run's last checkpoint (or its start) to the end, then write ``model.pt``.
+
+        The checkpoint and ``metrics.csv`` are checked and loaded before anything is written, so
+        a damaged run directory is a :class:`RunDirError` that leaves it as it was. Once training
+        has started, every failure marks ``run.json`` failed with the reason; a write that fails
+        (disk full, file-size limit, a folder replaced by a file) ends as a :class:`TrainingError`
+        naming the file.
+        """
+        start = self._restore()
         self.run.write_status("running", device=str(self.exp.device))
         try:
             if self.exp.model.trains_by_gradient:
-                self._gradient_loop(state)
+                self._gradient_loop(start)
             else:
                 self._direct_fit()
+            save_checkpoint(self.run.final_model, {"format": CHECKPOINT_FORMAT, "model": self.exp.model.state_dict()})
         except TrainingError as exc:
-            self.run.write_status("failed", error=str(exc))
+            self._mark_failed(str(exc))
             raise
+        except RunDirError as exc:  # a write failed mid-run
+            error = TrainingError(f"training stopped: {exc}")
+            self._mark_failed(str(error))
+            raise error from exc
         except KeyboardInterrupt:
             self.run.write_status("interrupted")
             raise
         except Exception as exc:
-            self.run.write_status("failed", error=repr(exc))
+            self._mark_failed(repr(exc))
             raise
-        save_checkpoint(self.run.final_model, {"format": CHECKPOINT_FORMAT, "model": self.exp.model.state_dict()})
         self.run.write_status("completed")
+
+    def _mark_failed(self, reason: str) -> None:
+        with contextlib.suppress(RunDirError):  # the disk may be full: the error itself still reaches the user
+            self.run.write_status("failed", error=reason)
+
+    def _restore(self) -> _Start | None:
+        """The position, optimiser, RNG and logged rows to start from, loaded and checked
+        (read-only: nothing is written); ``None`` for models with their own ``fit``."""
+        model, cfg, path = self.exp.model, self.cfg, self.run.checkpoint
+        if not model.trains_by_gradient:
+            if path.is_file():
+                load_checkpoint(path, WEIGHTS_KEYS)  # a damaged checkpoint is reported, not overwritten
+            return None
+        start = _Start(make_optimizer([p for p in model.parameters() if p.requires_grad], cfg.lr))
+        if not path.is_file():
+            return start
+        state = load_checkpoint(path, TRAINING_KEYS)
+        steps_per_epoch = math.ceil(len(self.exp.train) / self.batch_size)
+        position = tuple(state[k] for k in ("epoch", "step", "global_step"))
+        if not all(isinstance(v, int) and v >= 0 for v in position):
+            raise damaged(path, f"its position (epoch, step, global step) {position} is not three counts")
+        epoch, step, global_step = position
+        if epoch > cfg.epochs:
+            raise damaged(path, f"it is at epoch {epoch}, beyond this run's trainer.epochs = {cfg.epochs}")
+        if step >= steps_per_epoch or global_step != epoch * steps_per_epoch + step:
+            raise damaged(path, f"its position (epoch {epoch}, step {step}, global step {global_step}) does not "
+                                f"fit this run's {steps_per_epoch} steps per epoch")
+        for what, load in (("model weights", lambda: model.load_state_dict(state["model"])),
+                           ("optimiser state", lambda: start.optimizer.load_state_dict(state["optimizer"])),
+                           ("random-number states", lambda: set_rng_state(state["rng"])),
+                           ("running sums", lambda: start.resume_sums(state["sums"], self.exp.device))):
+            try:
+                load()
+            except (RuntimeError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                raise damaged(path, f"its {what} do not fit this run's config ({str(exc).splitlines()[0]}); "
+                                    "it may come from another config") from None
+        start.epoch, start.step, start.global_step = epoch, step, global_step
+        start.rows = [r for r in self.run.read_metrics() if int(r["epoch"]) < epoch]
+        try:
+            start.train_seconds = float(start.rows[-1].get("time/train_s") or 0.0) if start.rows else 0.0
+        except ValueError:
+            raise damaged(self.run.metrics, "its time/train_s column is not a number") from None
+        return start
 
     # -- models with their own fit ---------------------------------------------------------
     def _direct_fit(self) -> None:
@@ -138,28 +214,20 @@ class Trainer:
             self.on_epoch_end(row, self.run)
 
     # -- gradient models -------------------------------------------------------------------
-    def _gradient_loop(self, state: Mapping[str, Any] | None) -> None:
+    def _gradient_loop(self, start: _Start) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         exp, cfg, model = self.exp, self.cfg, self.exp.model
         params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = make_optimizer(params, cfg.lr)
+        optimizer = start.optimizer
         if cfg.compile != "eager":
             model.compile_training(cfg.compile)
         batches = DeviceBatches(exp.train.images, self.batch_size, shuffle=True, seed=cfg.seed)
         steps_per_epoch = len(batches)
-        epoch, step, global_step, sums, rows = 0, 0, 0, None, []
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            set_rng_state(state["rng"])
-            epoch, step, global_step = state["epoch"], state["step"], state["global_step"]
-            if state["sums"] is not None:
-                s = state["sums"]
-                sums = _EpochSums(s["keys"], exp.device, s["values"], s["count"], s["first_bad"])
-            rows = [r for r in self.run.read_metrics() if int(r["epoch"]) < epoch]
-        train_seconds = float(rows[-1].get("time/train_s") or 0.0) if rows else 0.0
-        writer = SummaryWriter(str(self.run.tensorboard), purge_step=global_step if state is not None else None)
+        epoch, step, global_step, sums, rows = start.epoch, start.step, start.global_step, start.sums, start.rows
+        train_seconds = start.train_seconds
+        resumed = self.run.checkpoint.is_file()
+        writer = SummaryWriter(str(self.run.tensorboard), purge_step=global_step if resumed else None)
 
         def save(next_epoch: int, next_step: int) -> None:
             self._check_finite(sums, steps_per_epoch)
@@ -277,34 +345,76 @@ def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = (),
     """Train the experiment a config describes into a new run directory and return its path.
 
     ``config`` is a YAML path or a mapping; ``overrides`` are ``key=value`` strings. Everything is
-    validated and the data loaded before the run directory is created.
+    validated and the data loaded before the run directory is created; a failure before training
+    starts leaves no run directory behind. The run holds its directory's lock
+    (:mod:`mfcf.engine.lock`) while it writes.
     """
     user = (load_config(config, overrides) if isinstance(config, (str, Path))
             else load_config(base=config, overrides=overrides))
-    experiment = build(resolve(user))
+    resolved = resolve(user)
     if run_dir is not None:
-        run = RunDir(run_dir)
-        ensure_absent(run.path)
+        ensure_absent(Path(run_dir))
+        check_writable_folder(run_dir, "--run-dir")
     else:
-        run = RunDir.create(experiment.trainer.runs_dir, default_run_name(experiment.config))
-    run.prepare(user, experiment.config, experiment.resolved.registry.providers())
-    if not quiet:
-        tqdm.write(f"run directory: {run.path}")
-    Trainer(experiment, run, quiet=quiet, on_epoch_end=on_epoch_end).fit()
+        check_writable_folder(resolved.trainer.runs_dir, "trainer.runs_dir")
+    experiment = build(resolved)
+    run, created = _new_run_dir(experiment, run_dir)
+    try:
+        with run.lock():
+            if run_dir is not None:  # another process may have filled it since the check above
+                ensure_absent_but_lock(run.path)
+            run.prepare(user, experiment.config, experiment.resolved.registry.providers())
+            if not quiet:
+                tqdm.write(f"run directory: {run.path}")
+            Trainer(experiment, run, quiet=quiet, on_epoch_end=on_epoch_end).fit()
+    except RunDirError:
+        if created and not run.status_file.exists():  # nothing of a run was written: leave nothing behind
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
     return run.path
+
+
+def _new_run_dir(experiment: Experiment, run_dir: str | Path | None) -> tuple[RunDir, bool]:
+    """The run directory a fresh run writes into, and whether this call created it."""
+    if run_dir is None:
+        return RunDir.create(experiment.trainer.runs_dir, default_run_name(experiment.config)), True
+    path = Path(run_dir)
+    try:
+        path.mkdir(parents=True)
+        return RunDir(path), True
+    except FileExistsError:
+        return RunDir(path), False
+    except OSError as exc:
+        raise unusable_folder(path, exc, "--run-dir") from None
 
 
 def resume(run_dir: str | Path, *, quiet: bool = False, on_epoch_end: EpochCallback | None = None) -> Path:
-    """Continue a killed or interrupted run from its last checkpoint (or its start)."""
+    """Continue a killed or interrupted run from its last checkpoint (or its start).
+
+    Refused at once while another process writes the run (its lock is held). A damaged run
+    directory is a :class:`RunDirError` naming the file, and nothing in it is changed; temp files
+    left by a write that was killed mid-way are removed.
+    """
     run = RunDir.open(run_dir)
-    if run.read_status().get("status") == "completed" and run.final_model.is_file():
+    ensure_unlocked(run.path)
+    status = run.read_status()
+    if status.get("status") == "completed" and run.final_model.is_file():
         if not quiet:
             tqdm.write(f"run '{run.path}' is already complete")
         return run.path
-    experiment = build(resolve(run.load_resolved()))
-    if not quiet:
-        where = "its last checkpoint" if run.checkpoint.is_file() else "the start"
-        tqdm.write(f"resuming {run.path} from {where}")
-    Trainer(experiment, run, quiet=quiet, on_epoch_end=on_epoch_end).fit()
+    experiment = build(resolve_stored(run))
+    with run.lock():
+        run.remove_stale_temp_files()
+        if not quiet:
+            where = "its last checkpoint" if run.checkpoint.is_file() else "the start"
+            tqdm.write(f"resuming {run.path} from {where}")
+        Trainer(experiment, run, quiet=quiet, on_epoch_end=on_epoch_end).fit()
     return run.path
 
+
+def ensure_absent_but_lock(path: Path) -> None:
+    """Raise unless ``path`` holds nothing but its lock file."""
+    others = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
+    if others:
+        raise RunDirError(f"run directory '{path}' was filled by another process ({', '.join(others[:3])}); "
+                          "pass a new --run-dir or use --resume")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.checkpoint import atomic_write_text
+from ..errors import RunDirError
 from ..engine.evaluation import cluster_probabilities, evaluate_experiment, load_trained, selection_note
 from .context import ReportContext, ReportOptions
 from .curves import curves_section
@@ -34,6 +35,8 @@ def default_out_dir(run_dir: str | Path, split: str) -> Path:
 def load_context(run_dir: str | Path, split: str, out: Path, options: ReportOptions) -> ReportContext:
     """Load the run's weights, score it on ``split`` and compute q(c|x) once for every section."""
     run, experiment, weights = load_trained(run_dir)
+    run.read_status()  # damaged files fail here, before anything is written
+    run.read_metrics()
     data = experiment.split(split)
     evaluation = {"run": str(run.path), "weights": weights,
                   **evaluate_experiment(experiment, split, selection=selection_note(run, experiment, weights, split))}
@@ -88,9 +91,13 @@ def build_report(run_dir: str | Path, split: str = "test", out: str | Path | Non
             print(s.title, s.skipped or [f.file for f in s.figures])
     """
     out = Path(out) if out is not None else default_out_dir(run_dir, split)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    ctx = load_context(run_dir, split, out, options or ReportOptions())
+    ctx = load_context(run_dir, split, out, options or ReportOptions())  # checks the run before writing
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create the report folder '{out}' ({exc.strerror or exc}); pass --out a "
+                          "writable folder") from None
     built = [section(ctx) for section in sections]
     page = render(out, f"mfcf report: {ctx.run.path.name} ({split} split)", _facts(ctx), built)
     atomic_write_text(out / "report.html", page)

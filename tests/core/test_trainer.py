@@ -4,6 +4,7 @@ the non-finite stop, the non-gradient route, errors before training."""
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import random
 import signal
@@ -118,12 +119,11 @@ def test_crash_while_writing_a_checkpoint_leaves_the_old_one_intact(toy_config, 
     last = run / "checkpoints" / "last.pt"
     before = last.read_bytes()
 
-    def half_write(obj, fh, *a, **k):
-        fh.write(b"partial garbage")
-        raise OSError("disk full")
+    def failing_fsync(fd):  # the temp file is written, then the disk fills up
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(ckpt_module.torch, "save", half_write)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(ckpt_module.os, "fsync", failing_fsync)
+    with pytest.raises(RunDirError, match="cannot write '.*last.pt' \\(No space left on device\\)"):
         ckpt_module.save_checkpoint(last, {"x": 1})
     assert last.read_bytes() == before
     assert load_checkpoint(last)["epoch"] == 3
