@@ -29,7 +29,7 @@ from .batches import DeviceBatches
 from .build import Experiment, Resolved, build, resolve
 from .checkpoint import WEIGHTS_KEYS, atomic_write_text, load_checkpoint
 from .matching import match_facets, nmi_matrix
-from .metrics import METRICS, score
+from .metrics import METRIC_TITLES, METRICS, score
 from .rundir import RunDir, damaged
 
 
@@ -79,7 +79,9 @@ def evaluate_experiment(experiment: Experiment, split: str = "test", *,
         "split": split,
         "n_examples": len(data),
         "metrics": list(METRICS),
-        "note": "hungarian_acc is one-to-one accuracy; many_to_one_acc maps each cluster to its majority class",
+        "note": "hungarian_acc is one-to-one accuracy; many_to_one_acc maps each cluster to its majority class; "
+                "weighted_acc is the mean over classes of that mapping's per-class accuracy (the paper's weighted "
+                "accuracy)",
         "selection": selection,
         "facets": per_facet,
         "nmi_matrix": {"facets": list(range(len(facets))), "factors": list(labels), "values": nmi.tolist()},
@@ -139,7 +141,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test") -> dict[str, Any]:
 def format_table(result: dict[str, Any]) -> str:
     """A facet x factor table, one row per (facet, factor), then one line per facet naming its
     matched factor (:func:`format_matching`) and the ``selection`` note."""
-    header = ["facet", "K", "used", "factor", "Hungarian acc (1:1)", "many-to-one acc", "NMI", "ARI"]
+    header = ["facet", "K", "used", "factor", *(METRIC_TITLES[m] for m in METRICS)]
     rows = [[str(f["facet"]), str(f["n_clusters"]), str(f["used_clusters"]), name,
              *(f"{s[m]:.4f}" for m in METRICS)]
             for f in result["facets"] for name, s in f["factors"].items()]

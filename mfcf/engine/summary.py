@@ -35,11 +35,9 @@ import yaml
 
 from ..errors import ConfigError
 from .checkpoint import atomic_write_text
-from .metrics import METRICS
+from .metrics import METRIC_TITLES, METRICS
 from .rundir import RunDir
 
-METRIC_TITLES = {"hungarian_acc": "Hungarian acc (1:1)", "many_to_one_acc": "many-to-one acc", "nmi": "NMI",
-                 "ari": "ARI"}
 #: Config keys that differ between seeds of one setting, never a hyperparameter.
 NOT_HYPERPARAMETERS = ("trainer.seed", "trainer.run_name", "trainer.runs_dir", "trainer.device", "trainer.threads")
 

@@ -9,14 +9,14 @@ import numpy as np
 
 from ..engine.evaluation import format_matching
 from ..engine.matching import contingency, matched_cluster_order
+from ..engine.metrics import METRIC_TITLES as TITLES
 from ..engine.metrics import METRICS
 from .context import ReportContext
 from .html import table
 from .plotting import annotated_heatmap, plt, save
 from .section import Figure, Section
 
-METRIC_TITLES = {"hungarian_acc": "Hungarian acc (1:1)", "many_to_one_acc": "many-to-one acc (majority)",
-                 "nmi": "NMI", "ari": "ARI"}
+METRIC_TITLES = {**TITLES, "many_to_one_acc": "many-to-one acc (majority)"}
 NO_FACTORS = "the {split} split has no labelled factors, so there is nothing to score the clusters against"
 
 
@@ -38,8 +38,9 @@ def scores_section(ctx: ReportContext) -> Section:
     intro = (f"Clusters of every facet scored against every labelled factor on the {ctx.split} split "
              f"({result['n_examples']} examples). Hungarian accuracy maps clusters to classes one-to-one "
              "(surplus clusters, or surplus classes when K is smaller, count as errors); many-to-one accuracy "
-             "maps each cluster to its majority class, as the MFCVAE paper reports it, and grows with K. "
-             "Bold rows: the facet-factor pairs of the one-to-one matching on the NMI matrix below.")
+             "maps each cluster to its majority class, as the MFCVAE paper reports it, and grows with K; "
+             "weighted accuracy is that mapping's accuracy averaged over the true classes (the paper's weighted "
+             "accuracy for SVHN and 3DShapes). Bold rows: the facet-factor pairs of the one-to-one matching on the NMI matrix below.")
     fragment = (table(header, rows, bold_rows=bold) + f"<ul class='matching'>{matching}</ul>"
                 + f"<p class='note'><b>Model selection:</b> {html.escape(result.get('selection', 'not recorded'))}</p>")
     return Section(title, intro, html=fragment)

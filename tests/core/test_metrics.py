@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mfcf.engine.metrics import hungarian_accuracy, many_to_one_accuracy, score
+from mfcf.engine.metrics import hungarian_accuracy, majority_mapping, many_to_one_accuracy, score, weighted_accuracy
 
 
 def test_permuted_perfect_clustering():
     labels = np.array([0, 0, 1, 1, 2, 2])
     clusters = np.array([2, 2, 0, 0, 1, 1])
-    assert score(labels, clusters) == {"hungarian_acc": 1.0, "many_to_one_acc": 1.0, "nmi": 1.0, "ari": 1.0}
+    assert score(labels, clusters) == {"hungarian_acc": 1.0, "many_to_one_acc": 1.0, "weighted_acc": 1.0, "nmi": 1.0,
+                                       "ari": 1.0}
 
 
 def test_more_clusters_than_classes():
@@ -53,3 +54,21 @@ def test_hand_computed_nmi_and_ari():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         score(np.zeros(3), np.zeros(4))
+
+
+def test_weighted_accuracy_is_the_class_mean_of_the_majority_mappings_accuracy():
+    # 2 classes of sizes 6 and 2; clusters: 0 holds 5 of class 0; 1 holds 1 of class 0 and both of class 1
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    clusters = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+    # majority mapping: cluster 0 -> 0, cluster 1 -> 1; per class: 5/6 and 2/2
+    assert score(labels, clusters)["weighted_acc"] == pytest.approx((5 / 6 + 1) / 2)
+    assert score(labels, clusters)["many_to_one_acc"] == pytest.approx(7 / 8)
+    # one cluster: everything maps to class 0 -> per class 1 and 0; many-to-one would say 6/8
+    assert weighted_accuracy(labels, np.zeros(8, int)) == pytest.approx(0.5)
+
+
+def test_weighted_accuracy_keeps_class_values_and_maps_several_clusters_to_one_class():
+    labels = np.array([7, 7, 7, 3, 3, 3])
+    clusters = np.array([10, 11, 11, 12, 12, 10])  # 10: tie (7, 3) -> smaller class 3; 11 -> 7; 12 -> 3
+    assert list(majority_mapping(labels, clusters)) == [3, 7, 7, 3, 3, 3]
+    assert weighted_accuracy(labels, clusters) == pytest.approx((2 / 3 + 1) / 2)

@@ -228,7 +228,7 @@ def test_summary_means_stds_and_the_best_setting(tmp_path):
     md = summary.markdown()
     assert "Best setting: a (trainer.lr=0.1), chosen by val/loss (min) = 2 ± 1.4 over 2 seeds" in md
     assert "| a (best) | 0.1 | 2/2 | 2 ± 1.4 |" in md
-    assert "| b | 0 | top | - | - | 0.925 ± 0.035 | - |" in md  # test split, NMI column
+    assert "| b | 0 | top | - | - | - | 0.925 ± 0.035 | - |" in md  # test split, NMI column
     assert "| b | 2 | failed | /runs/b-2 |" in md
     md_path, csv_path = summary.write(tmp_path)
     rows = list(__import__("csv").DictReader(open(csv_path)))
