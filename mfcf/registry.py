@@ -13,6 +13,7 @@ import pluggy
 
 from .api import KINDS, Component
 from .errors import PluginError, UnknownComponentError
+from .plugins import describe_exception
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -59,12 +60,26 @@ def _module_distribution(plugin: object) -> tuple[str, str]:
     return f"{top} (not installed)", str(getattr(module, "__version__", "unknown"))
 
 
+def _returned_classes(impl: pluggy.HookImpl, where: str, base: type) -> list | tuple:
+    """What a registration hook returns, which must be a list (or tuple) of classes."""
+    try:
+        classes = impl.function()
+    except Exception as exc:
+        raise PluginError(f"{where} raised {describe_exception(exc)}\n"
+                          "  Fix the plugin, or keep it out with MFCF_BLOCK_PLUGINS.") from exc
+    if not isinstance(classes, (list, tuple)):
+        raise PluginError(f"{where} returned {classes!r}; it must return a list of mfcf.api.{base.__name__} "
+                          "subclasses (an empty list to register none; a missing `return` gives None)")
+    return classes
+
+
 class Registry:
     """Every component class the loaded plugins register, keyed by (kind, name).
 
     Build one from a plugin manager: ``Registry(plugin_manager())``. Registration refuses a
-    class that is not a subclass of its kind's base, has no snake_case ``name`` or no dataclass
-    ``Config``, and a second class of the same kind and name (naming both providers).
+    hook that raises or returns anything but a list of classes, a class that is not a subclass
+    of its kind's base, has no snake_case ``name`` or no dataclass ``Config``, and a second
+    class of the same kind and name (naming both providers).
     """
 
     def __init__(self, pm: pluggy.PluginManager):
@@ -74,11 +89,12 @@ class Registry:
             hook = getattr(pm.hook, hook_name(kind))
             for impl in hook.get_hookimpls():
                 package, version = dists.get(id(impl.plugin)) or _module_distribution(impl.plugin)
-                for cls in impl.function() or []:
-                    self._add(Entry(kind, getattr(cls, "name", None), cls, impl.plugin_name, package, version), base)
+                where = f"{hook_name(kind)} of plugin '{impl.plugin_name}' ({package})"
+                for cls in _returned_classes(impl, where, base):
+                    self._add(Entry(kind, getattr(cls, "name", None), cls, impl.plugin_name, package, version),
+                              base, where)
 
-    def _add(self, entry: Entry, base: type) -> None:
-        where = f"{hook_name(entry.kind)} of plugin '{entry.plugin}' ({entry.package})"
+    def _add(self, entry: Entry, base: type, where: str) -> None:
         if not (isinstance(entry.cls, type) and issubclass(entry.cls, base)):
             raise PluginError(f"{where} returned {entry.cls!r}, which is not a subclass of mfcf.api.{base.__name__}")
         if not isinstance(entry.name, str) or not _NAME.match(entry.name):

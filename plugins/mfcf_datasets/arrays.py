@@ -21,16 +21,20 @@ def check_array(array: np.ndarray, *, what: str, shape: Sequence[int | None], dt
         raise DataError(f"{what} has dtype {array.dtype}, expected {dtype}; the file is corrupt or not the right one")
 
 
-def check_labels(labels: np.ndarray, *, what: str, n: int, n_classes: int) -> np.ndarray:
-    """``labels`` as int64 after checking there are ``n`` of them, all in ``[0, n_classes)``."""
+def check_labels(labels: np.ndarray, *, what: str, n: int, n_classes: int, first: int = 0) -> np.ndarray:
+    """``labels - first`` as int64 after checking there are ``n`` numbers, all whole and in
+    ``[first, first + n_classes)``."""
     if labels.shape != (n,):
         raise DataError(f"{what} holds {labels.shape[0] if labels.ndim else 0} labels for {n} images "
                         f"(shape {tuple(labels.shape)}); the file is truncated or does not match its images")
+    if labels.dtype.kind not in "iuf":
+        raise DataError(f"{what} holds {labels.dtype} values, not numbers; the file is corrupt or not the right one")
     as_int = np.rint(labels).astype(np.int64)
-    if not np.array_equal(as_int, labels) or as_int.min(initial=0) < 0 or as_int.max(initial=0) >= n_classes:
-        bad = labels[(as_int != labels) | (as_int < 0) | (as_int >= n_classes)]
-        raise DataError(f"{what} holds labels outside 0..{n_classes - 1} (for example {bad[:5].tolist()}); the file is corrupt")
-    return as_int
+    bad = (as_int != labels) | (as_int < first) | (as_int >= first + n_classes)
+    if bad.any():
+        raise DataError(f"{what} holds labels outside {first}..{first + n_classes - 1} "
+                        f"(for example {labels[bad][:5].tolist()}); the file is corrupt")
+    return as_int - first
 
 
 def to_unit_float(images: np.ndarray | torch.Tensor, scale: float = 255.0) -> torch.Tensor:

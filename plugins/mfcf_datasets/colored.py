@@ -69,7 +69,10 @@ class ColoredDataset(Dataset):
         super().__init__(config, seed=seed)
         base_cls = GREY_BASES[self.config.base]
         base_config = validate_section(base_cls.Config, self.config.base_options, "data.base_options")
-        self.base = base_cls(base_config, seed=seed)
+        try:
+            self.base = base_cls(base_config, seed=seed)
+        except ConfigError as exc:  # a key of the base's own section, e.g. its root
+            raise ConfigError(str(exc).split(" (config key:")[0], key=f"data.base_options.{exc.key}") from None
         fg_hues = np.arange(self.config.fg_colors) / self.config.fg_colors
         bg_hues = (np.arange(self.config.bg_colors) + 0.5) / self.config.bg_colors
         self.fg_palette = torch.from_numpy(hue_to_rgb(fg_hues)).float()

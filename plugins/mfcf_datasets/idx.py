@@ -2,12 +2,14 @@
 
 torchvision's reader neither opens ``.gz`` files nor reports truncation as anything but an
 ``AssertionError``; this one checks the header against the payload and raises
-:class:`mfcf.errors.DataError` naming the file.
+:class:`mfcf.errors.DataError` naming the file. Compression is recognised by the file's first
+bytes, not its name, so a decompressed file still called ``.gz`` (or the reverse) reads fine.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -20,9 +22,12 @@ _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """The array stored in the IDX file at ``path`` (``.gz`` decompressed on the fly)."""
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
+    """The array stored in the IDX file at ``path`` (gzip-compressed ones decompressed on the fly)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror or exc}") from None
+    if raw[:2] == b"\x1f\x8b":  # the gzip magic number
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
@@ -34,7 +39,7 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(f"{path} is truncated: it ends inside its {header}-byte header")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
     dtype = np.dtype(_DTYPES[raw[2]])
-    expected = int(np.prod(dims)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize
     if len(raw) - header != expected:
         raise DataError(
             f"{path} is truncated or corrupt: its header promises an array of shape {dims} "

@@ -11,7 +11,7 @@ import torch
 from mfcf.api import DataInfo, Dataset, DataSplit
 
 from .arrays import check_array, check_labels, to_unit_float
-from .files import debian_package_dirs, find_file, missing_files_error, search_dirs
+from .files import debian_package_dirs, find_files, search_dirs
 from .idx import read_idx
 
 #: split -> (images file, labels file), without the optional ``.gz``.
@@ -42,11 +42,9 @@ class IdxImageDataset(Dataset):
 
     def __init__(self, config=None, *, seed: int = 0):
         super().__init__(config, seed=seed)
-        dirs = self.search_dirs()
-        found = {name: find_file(dirs, (name, name + ".gz")) for names in IDX_FILES.values() for name in names}
-        missing = [f"{name}[.gz]" for name, path in found.items() if path is None]
-        if missing:
-            raise missing_files_error(self.name, missing, dirs, self.how_to_get)
+        names = [name for pair in IDX_FILES.values() for name in pair]
+        paths = find_files(self.name, names, self.search_dirs(), self.how_to_get, suffixes=("", ".gz"))
+        found = dict(zip(names, paths))
         self.files: dict[str, tuple[Path, Path]] = {
             split: (found[images], found[labels]) for split, (images, labels) in IDX_FILES.items()
         }
@@ -88,9 +86,10 @@ class MNISTDataset(IdxImageDataset):
 class FashionMNISTDataset(IdxImageDataset):
     """Fashion-MNIST (60,000 / 10,000 clothing images); factor ``label`` (10 article classes).
 
-    After ``data.root`` it searches the folder of the Debian package ``dataset-fashion-mnist``
-    (``/usr/share/datasets/fashion-mnist``), so ``apt-get install dataset-fashion-mnist`` is
-    enough.
+    Without ``data.root`` it searches the sub-folders of ``$MFCF_DATA_DIR`` and ``./data`` (not
+    those folders themselves, where MNIST's files of the same names may lie), then the folder of
+    the Debian package ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``), so
+    ``apt-get install dataset-fashion-mnist`` is enough.
     """
 
     name = "fashion_mnist"
@@ -106,4 +105,7 @@ class FashionMNISTDataset(IdxImageDataset):
 
     def search_dirs(self) -> list[Path]:
         system = debian_package_dirs(self.debian_package, self.debian_fallback)
-        return search_dirs(self.config.root, self.layouts, extra=system)
+        # MNIST's files have the same names and often lie directly in ./data: in a shared folder
+        # ($MFCF_DATA_DIR, ./data) only Fashion-MNIST's own sub-folders are searched
+        layouts = self.layouts if self.config.root is not None else [layout for layout in self.layouts if layout]
+        return search_dirs(self.config.root, layouts, extra=system)

@@ -17,7 +17,7 @@ from mfcf.errors import ConfigError, DataError
 
 from .arrays import resize_uint8, to_unit_float
 from .factors import FACTOR_NAMES, SHAPES3D_SIZES, FactorSelection, check_selection, decode_shapes3d_labels
-from .files import find_file, missing_files_error, search_dirs
+from .files import find_files, search_dirs
 from .splits import paper_split
 
 FULL_SIZE = 480_000  # images in the complete file: the product of SHAPES3D_SIZES
@@ -92,10 +92,7 @@ class Shapes3DDataset(Dataset):
         super().__init__(config, seed=seed)
         self.selection = FactorSelection.from_config(self.config, SHAPES3D_SIZES)
         dirs = search_dirs(self.config.root, self.layouts)
-        path = find_file(dirs, (self.config.file,))
-        if path is None:
-            raise missing_files_error(self.name, [self.config.file], dirs, self.how_to_get)
-        self.path: Path = path
+        self.path: Path = find_files(self.name, [self.config.file], dirs, self.how_to_get)[0]
         with self._open() as h5:
             self._check_layout(h5)
 
@@ -108,8 +105,9 @@ class Shapes3DDataset(Dataset):
 
     def _check_layout(self, h5: h5py.File) -> None:
         for key in ("images", "labels"):
-            if key not in h5:
-                raise DataError(f"{self.path} has no dataset '{key}' (it holds {sorted(h5)}); not a 3dshapes.h5 file")
+            if not isinstance(h5.get(key), h5py.Dataset):
+                holds = f"'{key}' is a {type(h5[key]).__name__}" if key in h5 else f"it holds {sorted(h5)}"
+                raise DataError(f"{self.path} has no dataset '{key}' ({holds}); not a 3dshapes.h5 file")
         images, labels = h5["images"], h5["labels"]
         if images.ndim != 4 or images.shape[1:] != (64, 64, 3) or images.dtype != np.uint8:
             raise DataError(f"{self.path}: 'images' is {images.dtype} {images.shape}, expected uint8 (N, 64, 64, 3)")

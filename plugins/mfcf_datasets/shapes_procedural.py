@@ -13,7 +13,7 @@ from mfcf.config import positive
 from mfcf.errors import ConfigError
 
 from .arrays import to_unit_float
-from .cache import cache_key, cached_arrays, default_cache_dir
+from .cache import cache_dir_chosen, cache_key, cached_arrays, default_cache_dir
 from .factors import FACTOR_NAMES, FactorSelection, check_selection, factor_values
 from .render import render_scenes
 from .splits import paper_split, split_rng
@@ -40,7 +40,8 @@ class ShapesProceduralConfig:
       4 shapes); more values make harder tasks;
     * ``shading`` -- shade the object (value only; hue stays exact);
     * ``cache``/``cache_dir`` -- keep rendered arrays on disk (default ``$MFCF_CACHE_DIR`` or
-      ``~/.cache/mfcf``), keyed by every option and the split seed.
+      ``~/.cache/mfcf``), keyed by every option and the split seed. A chosen folder that cannot
+      be written is an error; the default one only a warning (the run goes on uncached).
     """
 
     image_size: int = 32
@@ -138,5 +139,6 @@ class ShapesProceduralDataset(Dataset):
                         and all(np.array_equal(stored[name], indices[name]) for name in FACTOR_NAMES))
 
             make = lambda: {"images": self.render(indices).numpy(), **indices}  # noqa: E731
-            images = cached_arrays(self.cache_path(split), make, matches)["images"]
+            optional = not cache_dir_chosen(self.config.cache_dir)  # the default folder may not be writable
+            images = cached_arrays(self.cache_path(split), make, matches, optional=optional)["images"]
         return DataSplit(to_unit_float(images), self.selection.label_tensors(indices))

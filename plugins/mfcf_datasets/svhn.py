@@ -13,7 +13,7 @@ from mfcf.api import DataInfo, Dataset, DataSplit
 from mfcf.errors import DataError
 
 from .arrays import check_array, check_labels, to_unit_float
-from .files import find_file, missing_files_error, search_dirs
+from .files import find_files, search_dirs
 
 MAT_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 
@@ -44,12 +44,8 @@ class SVHNDataset(Dataset):
     def __init__(self, config=None, *, seed: int = 0):
         super().__init__(config, seed=seed)
         dirs = search_dirs(self.config.root, self.layouts)
-        self.files: dict[str, Path] = {}
-        for split, file_name in MAT_FILES.items():
-            found = find_file(dirs, (file_name,))
-            if found is None:
-                raise missing_files_error(self.name, [file_name], dirs, self.how_to_get)
-            self.files[split] = found
+        paths = find_files(self.name, list(MAT_FILES.values()), dirs, self.how_to_get)
+        self.files: dict[str, Path] = dict(zip(MAT_FILES, paths))
 
     @property
     def info(self) -> DataInfo:
@@ -70,8 +66,7 @@ class SVHNDataset(Dataset):
         pixels, raw_labels = mat["X"], np.asarray(mat["y"]).reshape(-1)
         check_array(pixels, what=f"{path} variable X", shape=(32, 32, 3, None), dtype="uint8")
         # the files label digits 1..10, where 10 is the digit 0: check 1..10, then map 10 -> 0
-        shifted = check_labels(raw_labels.astype(np.float64) - 1, what=f"{path} variable y (minus 1)",
-                               n=pixels.shape[-1], n_classes=10)
+        shifted = check_labels(raw_labels, what=f"{path} variable y", n=pixels.shape[-1], n_classes=10, first=1)
         labels = (shifted + 1) % 10
         images = to_unit_float(np.transpose(pixels, (3, 2, 0, 1)))
         return DataSplit(images, {"label": torch.from_numpy(labels)})

@@ -76,7 +76,7 @@ def test_misspelt_hook_fails_loudly():
 
 
 def test_unimportable_module_names_the_config_key():
-    with pytest.raises(PluginError, match=r"could not import plugin module 'no_such_mod' \(config key: plugins\[0\]\)"):
+    with pytest.raises(PluginError, match=r"could not import plugin module 'no_such_mod' \(config key: plugins\.0\)"):
         plugin_manager(["no_such_mod"], autoload=False)
 
 

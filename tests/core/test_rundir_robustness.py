@@ -279,3 +279,20 @@ def test_a_failure_before_training_leaves_no_run_directory(toy_config, tmp_path,
     code, err = run_cli(capsys, "train", str(config), "--quiet", "trainer.lr=-1")
     assert_clean_error(code, err, "ConfigError", "trainer.lr")
     assert not Path(toy_config["trainer"]["runs_dir"]).exists()
+
+
+@pytest.mark.slow
+def test_a_home_whose_folders_cannot_be_written_does_not_stop_a_run(tmp_path):
+    """HOME is a file: matplotlib's config folder and the default shapes cache cannot be made."""
+    home = tmp_path / "home-is-a-file"
+    home.write_text("")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MPLCONFIGDIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "MFCF_CACHE_DIR")}
+    shrink = ["data.n_train=200", "data.n_test=100", "data.batch_size=50", "model.gmm_init_epoch=0",
+              "schedule.epochs_per_step=[1,1]", "schedule.fade_in_batches=2", "trainer.epochs=2", "trainer.threads=1"]
+    done = _cli("train", str(Path(__file__).parents[2] / "configs" / "shapes_mfcvae.yaml"), "--quiet",
+                "--run-dir", str(tmp_path / "run"), *shrink, env={**env, "HOME": str(home)}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "going on without a cache" in done.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "completed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home-is-a-file", "run"]

@@ -73,7 +73,7 @@ def test_mnist_missing_files_say_what_where_and_how(tmp_path, writers, build):
         build(MNISTDataset, root=str(folder))
     text = str(err.value)
     assert "t10k-labels-idx1-ubyte[.gz]" in text and "train-images" not in text.split("looked in")[0]
-    assert str(folder / "MNIST" / "raw") in text and "data.root" in text
+    assert str(folder) in text and "data.root" in text
     assert "yann.lecun.com" in text and "download=True" in text
 
 
@@ -100,12 +100,16 @@ def test_mnist_rejects_images_of_the_wrong_shape_and_a_truncated_gzip(tmp_path, 
         build(MNISTDataset, root=str(tmp_path)).load("test")
 
 
-def test_fashion_mnist_prefers_root_then_the_debian_package(tmp_path, writers, build):
+def test_fashion_mnist_uses_root_else_the_debian_package(tmp_path, writers, build):
     writers.mnist(tmp_path / "FashionMNIST" / "raw")
     ds = build(FashionMNISTDataset, root=str(tmp_path))
     assert ds.files["train"][0].parent == tmp_path / "FashionMNIST" / "raw"
-    # an empty root falls back to the Debian package's folder (CI installs dataset-fashion-mnist)
-    assert build(FashionMNISTDataset, root=str(tmp_path / "empty")).files["test"][0].parent == FASHION_DIR
+    # without root, the Debian package's folder (CI installs dataset-fashion-mnist) ...
+    assert build(FashionMNISTDataset).files["test"][0].parent == FASHION_DIR
+    # ... but never instead of a root that lacks the files
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="cannot find"):
+        build(FashionMNISTDataset, root=str(tmp_path / "empty"))
 
 
 def test_fashion_mnist_real_files_from_the_debian_package(build):

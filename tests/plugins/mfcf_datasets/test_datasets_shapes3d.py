@@ -105,7 +105,7 @@ def test_config_errors_name_the_key(build):
 
 def test_missing_truncated_and_malformed_files(tmp_path, small_file, writers, build):
     with pytest.raises(DataError, match=r"3dshapes.h5(.|\n)*storage.googleapis.com/3d-shapes(.|\n)*data.root"):
-        build(Shapes3DDataset, root=str(tmp_path / "nowhere"))
+        build(Shapes3DDataset, root=str(tmp_path))
     path, _ = small_file
     cut = tmp_path / "cut" / "3dshapes.h5"
     cut.parent.mkdir()

@@ -42,7 +42,7 @@ def test_svhn_missing_truncated_and_malformed_files(tmp_path, writers, build):
     with pytest.raises(DataError, match="test_32x32.mat cannot be read as a MATLAB file"):
         build(SVHNDataset, root=str(tmp_path)).load("test")
     scipy.io.savemat(path, {"X": np.zeros((32, 32, 3, 4), np.uint8), "y": np.array([[1], [2], [11], [3]])})
-    with pytest.raises(DataError, match=r"labels outside 0..9"):
+    with pytest.raises(DataError, match=r"variable y holds labels outside 1..10 \(for example \[11\]\)"):
         build(SVHNDataset, root=str(tmp_path)).load("test")
     scipy.io.savemat(path, {"X": np.zeros((28, 28, 3, 4), np.uint8), "y": np.ones((4, 1))})
     with pytest.raises(DataError, match=r"shape \(28, 28, 3, 4\), expected \(32, 32, 3, N\)"):
