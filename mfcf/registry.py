@@ -127,6 +127,22 @@ class Registry:
         for k in [kind] if kind else KINDS:
             yield from (self._entries[k][name] for name in sorted(self._entries[k]))
 
+    def blame(self, exc: BaseException) -> tuple[Entry, str] | None:
+        """The registered component whose method was running when ``exc`` was raised (the
+        innermost one on the traceback) and that method's name; None if no component's method
+        is on it. Used to name the plugin behind a failure during training."""
+        classes = {e.cls: e for e in self.entries()}
+        tb, frames = exc.__traceback__, []
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        for frame in reversed(frames):
+            owner = frame.f_locals.get("self")
+            entry = next((classes[c] for c in type(owner).__mro__ if c in classes), None) if owner is not None else None
+            if entry is not None:
+                return entry, frame.f_code.co_name
+        return None
+
     def providers(self) -> list[dict[str, str]]:
         """Distinct (plugin, package, version) rows, for a run directory's plugin list."""
         rows = {(e.plugin, e.package, e.version) for e in self.entries()}

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import shutil
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from tqdm.auto import tqdm
 
 from ..api import LossOutput
 from ..config import load_config
-from ..errors import RunDirError, TrainingError
+from ..errors import PluginError, RunDirError, TrainingError
+from ..plugins import describe_exception
+from ..registry import Entry
 from .batches import DeviceBatches
 from .build import Experiment, build, resolve
 from .checkpoint import (CHECKPOINT_FORMAT, TRAINING_KEYS, WEIGHTS_KEYS, CheckpointWriter, load_checkpoint,
@@ -154,13 +157,25 @@ class Trainer:
             self.run.write_status("interrupted")
             raise
         except Exception as exc:
-            self._mark_failed(repr(exc))
-            raise
+            self._mark_failed(repr(exc), traceback="".join(traceback.format_exception(exc)))
+            blamed = self.exp.resolved.registry.blame(exc)
+            if blamed is None:
+                raise
+            raise self._plugin_failure(exc, *blamed) from exc
         self.run.write_status("completed")
 
-    def _mark_failed(self, reason: str) -> None:
+    def _mark_failed(self, reason: str, **extra: str) -> None:
         with contextlib.suppress(RunDirError):  # the disk may be full: the error itself still reaches the user
-            self.run.write_status("failed", error=reason)
+            self.run.write_status("failed", error=reason, **extra)
+
+    def _plugin_failure(self, exc: Exception, entry: Entry, method: str) -> PluginError:
+        """The error for an exception raised inside a registered component's method; its last
+        line is the original exception (what a sweep shows for a crashed trial)."""
+        return PluginError(
+            f"{entry.kind} '{entry.name}' ({entry.cls.__module__}.{entry.cls.__qualname__}, from {entry.provider}) "
+            f"failed in {method}() during training. The run '{self.run.path}' is marked failed, its last "
+            "checkpoint is intact and run.json holds the full traceback; report it to the plugin's authors, or "
+            f"pick another {entry.kind} in the config.\n  {describe_exception(exc)}")
 
     def _restore(self) -> _Start | None:
         """The position, optimiser, RNG and logged rows to start from, loaded and checked

@@ -296,3 +296,16 @@ def test_a_home_whose_folders_cannot_be_written_does_not_stop_a_run(tmp_path):
     assert "going on without a cache" in done.stderr
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "completed"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home-is-a-file", "run"]
+
+
+def test_an_exception_inside_a_plugin_during_training_names_the_plugin(toy_config, tmp_path, capsys):
+    toy_config["plugins"].append("mfcf_toy_faulty")
+    toy_config["model"] = {"name": "toy_faulty", "fail_at_epoch": 1, "fail_marker": str(tmp_path / "marker")}
+    config = tmp_path / "faulty.yaml"
+    config.write_text(yaml.safe_dump(toy_config))
+    code, err = run_cli(capsys, "train", str(config), "--quiet", "--run-dir", str(tmp_path / "run"))
+    assert_clean_error(code, err, "PluginError", "model 'toy_faulty'", "mfcf_toy_faulty.ToyFaultySoftKMeans",
+                       "on_epoch_start()", "mfcf_toy_faulty.py:")
+    assert err.rstrip().splitlines()[-1].startswith("  RuntimeError: deliberate failure at the start of epoch 1")
+    status = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert status["status"] == "failed" and "raise RuntimeError" in status["traceback"]
