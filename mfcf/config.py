@@ -22,6 +22,10 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import re
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
@@ -32,6 +36,20 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from .api import PARTS
 from .errors import ConfigError, UnknownKeyError
+
+#: Limits on what a config file (or an override value) may hold; real configs are a few kB.
+MAX_FILE_BYTES = 2**20
+MAX_DEPTH = 64  # levels of nested lists and mappings
+MAX_NODES = 100_000  # values, counting an alias's list or mapping again at every use
+#: Limits on values: the most epochs a run may ask for, the most torch threads, 64-bit integers
+#: and 32-bit seeds (numpy's and scikit-learn's random states take no larger ones).
+MAX_EPOCHS = 10**6
+MAX_THREADS = 1024
+INT64_MAX = 2**63 - 1
+SEED_MAX = 2**32 - 1
+#: What ``trainer.run_name`` may hold: a name, never a path.
+RUN_NAME_CHARS = "ASCII letters, digits and . _ - + = , @"
+_RUN_NAME = re.compile(r"[A-Za-z0-9._+=,@-]{1,200}")
 
 
 def positive(value: Any, key: str, *, allow_zero: bool = False, allow_none: bool = False) -> None:
@@ -87,8 +105,13 @@ class TrainerSection:
 
     def __post_init__(self) -> None:
         positive(self.epochs, "epochs")
+        if self.epochs > MAX_EPOCHS:
+            raise ConfigError(f"must be at most {MAX_EPOCHS:,}, got {self.epochs:,}", key="epochs")
         positive(self.lr, "lr")
         positive(self.threads, "threads", allow_none=True)
+        if (self.threads or 0) > MAX_THREADS:
+            raise ConfigError(f"must be at most {MAX_THREADS}, got {self.threads}; torch crashes with far more "
+                              "threads than cores", key="threads")
         positive(self.log_every_steps, "log_every_steps")
         positive(self.checkpoint_every_steps, "checkpoint_every_steps", allow_zero=True)
         positive(self.eval_every_epochs, "eval_every_epochs")
@@ -98,8 +121,15 @@ class TrainerSection:
             raise ConfigError(f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}", key="precision")
         if self.compile not in COMPILE_MODES:
             raise ConfigError(f"must be one of {', '.join(COMPILE_MODES)}, got {self.compile!r}", key="compile")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise ConfigError(f"must be auto, cpu, cuda or cuda:N, got {self.device!r}", key="device")
+        if not self.runs_dir or "\0" in self.runs_dir:
+            raise ConfigError(f"must be a directory path (not empty, no NUL byte), got {self.runs_dir!r}",
+                              key="runs_dir")
+        if self.run_name is not None and (not _RUN_NAME.fullmatch(self.run_name) or set(self.run_name) == {"."}):
+            raise ConfigError(f"must be a name, not a path: {RUN_NAME_CHARS} only (at most 200, not only dots), "
+                              f"got {self.run_name!r}; the run directory is <trainer.runs_dir>/<run_name>-<time>",
+                              key="run_name")
 
 
 @dataclasses.dataclass
@@ -112,11 +142,126 @@ class FacetSection:
 
     def __post_init__(self) -> None:
         positive(self.latent_dim, "latent_dim")
-        positive(self.n_clusters, "n_clusters")
+        if self.n_clusters < 2:
+            raise ConfigError(f"must be 2 or more (one cluster tells nothing apart), got {self.n_clusters}",
+                              key="n_clusters")
+        K, D = self.n_clusters, self.latent_dim
+        full = (self.prior or {}).get("covariance") == "full"
+        need = 4 * K * D * (1 + (D if full else 1))  # float32 means + variances (D x D each for full)
+        have = physical_memory()
+        if have and need > have:
+            raise ConfigError(
+                f"the facet's prior would need at least {need / 2**30:,.1f} GiB for {K:,} clusters x {D:,} dimensions "
+                f"(means and {'full' if full else 'diagonal'} variances), more than this machine's "
+                f"{have / 2**30:,.1f} GiB of memory; lower n_clusters or latent_dim",
+                key="latent_dim" if D >= K else "n_clusters")
+
+
+def physical_memory() -> int | None:
+    """Bytes of RAM of this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 #: Top-level sections; component sections hold ``name`` plus that component's options.
 TOP_LEVEL = ("plugins", "data", "model", "facets", *PARTS[1:], "trainer")
+
+
+class _Refused(yaml.YAMLError):
+    """YAML that parses but that a config may not hold; ``mark`` is where."""
+
+    def __init__(self, problem: str, mark: yaml.Mark):
+        super().__init__(problem)
+        self.mark = mark
+
+
+def _shown_tag(node: yaml.Node) -> str:
+    return node.tag.replace("tag:yaml.org,2002:", "!!")
+
+
+def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> None:
+    raise _Refused(f"the tag {_shown_tag(node)} is not allowed: a config holds mappings, lists, strings, numbers, "
+                   "booleans and null only", node.start_mark)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [child for pair in node.value for child in pair]
+    return node.value if isinstance(node, yaml.SequenceNode) else []
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter: plain data only (dates stay strings), string keys given
+    once per mapping, at most :data:`MAX_DEPTH` levels and :data:`MAX_NODES` values with every
+    alias expanded, counted while composing so that an alias bomb fails fast."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> number of values in it, aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        alias, mark = self.check_event(yaml.AliasEvent), self.peek_event().start_mark
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _Refused(f"lists and mappings are nested more than {MAX_DEPTH} levels deep (the most mfcf "
+                           "reads); flatten the config", mark)
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        if alias and id(node) not in self._sizes:
+            raise _Refused("an alias is used inside the list or mapping it names; a config cannot contain "
+                           "itself", mark)
+        if not alias:
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(child)] for child in _children(node))
+        if self._sizes[id(node)] > MAX_NODES:
+            raise _Refused(f"it expands to more than {MAX_NODES:,} values once its aliases (*name) are "
+                           f"expanded, the most mfcf reads; use fewer aliases", mark)
+        return node
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                text = key_node.value if isinstance(key_node, yaml.ScalarNode) else _shown_tag(key_node)
+                raise _Refused(f"the key {text!r} is not a name (YAML reads it as {_shown_tag(key_node)}); quote it "
+                               f"(\"{text}\") or rename it", key_node.start_mark)
+            if key in lines:
+                raise _Refused(f"the key '{key}' is given twice in one mapping (first on line {lines[key]}); "
+                               "keep one of them", key_node.start_mark)
+            lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+for _tag in ("binary", "omap", "pairs", "set"):
+    ConfigLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
+ConfigLoader.add_constructor(None, _refuse_tag)
+ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+def parse_yaml(text: str, source: str, *, name: str | None = None, key: str | None = None) -> Any:
+    """``text`` read with :class:`ConfigLoader`; errors name ``source`` (a file, an override) and ``key``.
+
+    ``name`` is what PyYAML's own syntax errors call the text (e.g. the file's path).
+    """
+    loader = ConfigLoader(text)
+    loader.name = name or loader.name
+    try:
+        return loader.get_single_data()
+    except _Refused as exc:
+        raise ConfigError(f"{source}, line {exc.mark.line + 1}: {exc}", key=key) from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an integer of more than 4300 digits
+        raise ConfigError(f"{source} does not parse as YAML:\n{exc}", key=key) from None
+    finally:
+        loader.dispose()
+
+
+#: An integer, possibly with an exponent (``1e6``, which YAML 1.1 reads as a string).
+_INTEGER = re.compile(r"[+-]?\d+([eE]\+?\d+)?")
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -125,29 +270,50 @@ def parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"override {text!r} is not of the form key=value (e.g. trainer.epochs=5)")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"value of override {text!r} does not parse as YAML: {exc}", key=key) from exc
-    if isinstance(value, str):  # YAML 1.1 reads '1e-3' as a string; users mean a number
+    parts = key.replace("[", ".").replace("]", "").split(".")
+    if "" in parts:
+        raise ConfigError(f"override {text!r}: the key has an empty part; write dotted keys such as trainer.lr "
+                          "or facets.0.latent_dim", key=key)
+    if any(re.fullmatch(r"-\d+", part) for part in parts):
+        raise ConfigError(f"override {text!r}: list indices count from 0 and cannot be negative "
+                          "(facets.0 is the first facet)", key=key)
+    value = parse_yaml(raw, f"value of override {text!r}", key=key) if raw.strip() else None
+    if isinstance(value, str):  # YAML 1.1 reads '1e-3' and '1e6' as strings; users mean numbers
         try:
-            value = float(value)
+            number = float(value)
         except ValueError:
-            pass
+            number = math.nan
+        if math.isfinite(number):  # 'nan' and 'inf' stay strings: a float option converts them itself
+            value = int(number) if _INTEGER.fullmatch(value.strip()) else number
     return key, value
 
 
 def load_yaml(path: str | Path) -> DictConfig:
     """Parse a YAML mapping file into a DictConfig with errors that name the file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file '{path}' does not parse as YAML:\n{exc}") from exc
+        if path.is_dir():
+            raise ConfigError(f"config file '{path}' is a directory; give the path of a YAML file "
+                              "(e.g. configs/shapes_mfcvae.yaml)")
+        if not path.exists():
+            raise ConfigError(f"config file '{path}' does not exist")
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' is not a regular file; give the path of a YAML file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"config file '{path}' is {path.stat().st_size:,} bytes, more than the "
+                              f"{MAX_FILE_BYTES:,} mfcf reads; a config is a few kB of YAML")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file '{path}': {exc.strerror}; check that it is readable") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text: byte 0x{raw[exc.start]:02x} at offset "
+                          f"{exc.start} ({exc.reason}); save it as UTF-8") from None
+    data = parse_yaml(text, f"config file '{path}'", name=str(path))
     if not isinstance(data, dict):
-        raise ConfigError(f"config file '{path}' must hold a mapping of sections, got {type(data).__name__}")
+        got = "nothing (it is empty)" if data is None else f"a value of type {type(data).__name__}"
+        raise ConfigError(f"config file '{path}' must hold a mapping of sections (data:, model:, ...), got {got}")
     return OmegaConf.create(data)
 
 
@@ -176,8 +342,14 @@ def validate_section(schema: type, section: Mapping[str, Any] | None, key: str) 
     for name in section:
         if name not in valid:
             raise UnknownKeyError(str(name), key, valid)
+    hints = typing.get_type_hints(schema)
+    for name, value in section.items():  # OmegaConf would read any number as a boolean
+        if hints[name] in (bool, Optional[bool]) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            raise ConfigError(f"must be true or false, got {value!r}", key=f"{key}.{name}")
     try:
+        check_numbers(section)  # before OmegaConf, whose float conversion overflows on huge integers
         merged = OmegaConf.merge(OmegaConf.structured(schema), dict(section))
+        check_numbers(OmegaConf.to_container(merged))  # strings such as 'nan' are floats now
         return OmegaConf.to_object(merged)
     except UnknownKeyError as exc:  # raised by a nested section's own validation
         raise UnknownKeyError(exc.name, f"{key}.{exc.section}" if exc.section else key, exc.valid) from None
@@ -186,11 +358,31 @@ def validate_section(schema: type, section: Mapping[str, Any] | None, key: str) 
     except ConfigKeyError as exc:  # pragma: no cover - caught above
         raise UnknownKeyError(str(exc.key), key, valid) from None
     except OmegaConfBaseException as exc:
-        field = getattr(exc, "full_key", "") or ""
+        field = re.sub(r"\[(\d+)\]", r".\1", getattr(exc, "full_key", "") or "")  # li[0] -> li.0
         msg = getattr(exc, "msg", str(exc)).splitlines()[0]
         if "missing mandatory value" in msg.lower():
             msg = "is required but was not given"
         raise ConfigError(msg, key=f"{key}.{field}" if field else key) from None
+
+
+def check_numbers(value: Any, key: str = "") -> None:
+    """Raise :class:`ConfigError` naming the key of any non-finite float, any integer beyond 64
+    bits or any seed (a key named ``seed`` or ``*_seed``) outside 0 to :data:`SEED_MAX` in
+    ``value``; ``key`` is where ``value`` sits in the config."""
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            check_numbers(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_numbers(item, f"{key}.{i}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"must be a finite number, got {value}", key=key)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if re.search(r"(^|[._])seed$", key) and not 0 <= value <= SEED_MAX:
+            shown = value if abs(value) <= INT64_MAX else "a number beyond 64 bits"
+            raise ConfigError(f"must be a seed from 0 to {SEED_MAX} (2**32 - 1), got {shown}", key=key)
+        if abs(value) > INT64_MAX:
+            raise ConfigError(f"is too large: integers must fit in 64 bits (at most {INT64_MAX})", key=key)
 
 
 def to_container(cfg: DictConfig) -> dict[str, Any]:
@@ -232,7 +424,7 @@ def check_top_level(data: Mapping[str, Any]) -> None:
     if not isinstance(facets, list):
         raise ConfigError("must be a list of facet records ({latent_dim, n_clusters, prior})", key="facets")
     for i, facet in enumerate(facets):
-        validate_section(FacetSection, facet, f"facets[{i}]")
+        validate_section(FacetSection, facet, f"facets.{i}")
     for part in PARTS[1:]:
         section = data.get(part)
         if section is not None and (not isinstance(section, Mapping) or not section.get("name")):

@@ -125,13 +125,13 @@ def resolve(user: Mapping[str, Any], registry: Registry | None = None) -> Resolv
         if "priors" in model_cls.parts:
             if not prior:
                 raise ConfigError(f"model '{model_cls.name}' needs a prior per facet, e.g. "
-                                  "`prior: {name: mog}`", key=f"facets[{i}].prior")
-            cls, cfg, prior_out = _component(registry, "prior", prior, f"facets[{i}].prior")
+                                  "`prior: {name: mog}`", key=f"facets.{i}.prior")
+            cls, cfg, prior_out = _component(registry, "prior", prior, f"facets.{i}.prior")
             prior_classes.append(cls)
             prior_configs.append(cfg)
             record["prior"] = prior_out
         elif prior:
-            raise ConfigError(f"model '{model_cls.name}' has no facet priors; remove it", key=f"facets[{i}].prior")
+            raise ConfigError(f"model '{model_cls.name}' has no facet priors; remove it", key=f"facets.{i}.prior")
         facets.append(FacetSpec(i, int(record["latent_dim"]), int(record["n_clusters"]), record.get("prior")))
         facets_out.append(record)
     out["facets"] = facets_out
@@ -165,7 +165,11 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device '{name}' asked for but CUDA is not available here; use `auto` or `cpu`",
                           key="trainer.device")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ConfigError(f"device '{name}' asked for but this machine has {torch.cuda.device_count()} GPU(s), "
+                          f"cuda:0 to cuda:{torch.cuda.device_count() - 1}", key="trainer.device")
+    return device
 
 
 def _has_cpp_compiler() -> bool:
@@ -227,6 +231,9 @@ def build(user: Mapping[str, Any] | Resolved, *, device: torch.device | str | No
     dataset = _construct("data", resolved.classes["dataset"], resolved.configs["dataset"], seed=data.split_seed)
     info = dataset.info
     train, val = split_validation(dataset.load("train"), data.val_fraction, data.split_seed)
+    if data.batch_size > len(train):
+        raise ConfigError(f"{data.batch_size} is more than the {len(train)} examples of the training split; "
+                          f"set data.batch_size to {len(train)} or less", key="data.batch_size")
     test = dataset.load("test")
 
     seed_everything(trainer.seed)
@@ -241,7 +248,7 @@ def build(user: Mapping[str, Any] | Resolved, *, device: torch.device | str | No
     model_cls = resolved.classes["model"]
     parts: dict[str, Any] = {}
     if "priors" in model_cls.parts:
-        parts["priors"] = [_construct(f"facets[{f.index}].prior", cls, cfg, latent_dim=f.latent_dim,
+        parts["priors"] = [_construct(f"facets.{f.index}.prior", cls, cfg, latent_dim=f.latent_dim,
                                       n_clusters=f.n_clusters)
                            for cls, cfg, f in zip(resolved.prior_classes, resolved.prior_configs, resolved.facets)]
     for part in PARTS[1:]:

@@ -34,7 +34,8 @@ from typing import Any
 import torch
 import yaml
 
-from ..errors import RunDirError
+from ..config import parse_yaml
+from ..errors import ConfigError, RunDirError
 from .checkpoint import atomic_write_text
 from .lock import run_lock
 
@@ -107,7 +108,8 @@ class RunDir:
         atomic_write_text(self.plugins, json.dumps(list(plugins), indent=2))
 
     def load_resolved(self) -> dict[str, Any]:
-        return _read(self.resolved, yaml.safe_load, dict, "a YAML mapping of config sections")
+        parse = lambda text: parse_yaml(text, f"'{self.resolved}'", name=str(self.resolved))  # noqa: E731
+        return _read(self.resolved, parse, dict, "a YAML mapping of config sections")
 
     def read_status(self) -> dict[str, Any]:
         """``run.json`` as a dict (empty if there is none yet)."""
@@ -164,8 +166,8 @@ def _read(path: Path, parse: Callable[[str], Any], kind: type, shape: str) -> An
         value = parse(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise damaged(path, f"it cannot be read ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, ValueError, yaml.YAMLError, csv.Error) as exc:
-        raise damaged(path, f"it does not parse as {shape} ({str(exc).splitlines()[0]})") from None
+    except (UnicodeDecodeError, ValueError, ConfigError, csv.Error) as exc:
+        raise damaged(path, f"it does not parse as {shape} ({' '.join(str(exc).split())[:300]})") from None
     if not isinstance(value, kind):
         raise damaged(path, f"it should hold {shape}, not {type(value).__name__}")
     return value

@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..errors import ConfigError
 from .checkpoint import atomic_write_text
@@ -88,7 +87,7 @@ def record_from_run(run_dir: str | Path, *, setting: Mapping[str, Any] | None = 
     run = RunDir(run_dir)
     if not run.resolved.is_file():
         return RunRecord(str(run.path), dict(setting or {}), None, "missing", {}, label=label)
-    config = yaml.safe_load(run.resolved.read_text()) or {}
+    config = run.load_resolved()
     scores = last_logged(run.read_metrics())
     for split in ("train", "val", "test"):
         if run.evaluation(split).is_file():

@@ -31,7 +31,7 @@ def check_enough_examples(n_examples: int, n_clusters: int, what: str = "cluster
     """k-means and mixtures need at least one training example per cluster."""
     if n_examples < n_clusters:
         raise ConfigError(f"cannot fit {n_clusters} {what} to {n_examples} training examples; lower "
-                          "n_clusters or use more data", key="facets[0].n_clusters")
+                          "n_clusters or use more data", key="facets.0.n_clusters")
 
 
 def nearest_one_hot(x: Tensor, centres: Tensor) -> Tensor:

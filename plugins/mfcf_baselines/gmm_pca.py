@@ -97,7 +97,7 @@ class GMMPCAModel(Model):
         if d > P:
             raise ConfigError(f"asks for {d} principal components but the images have only {P} pixels "
                               f"({'x'.join(map(str, info.shape))}); set latent_dim to at most {P}",
-                              key="facets[0].latent_dim")
+                              key="facets.0.latent_dim")
         f64 = dict(dtype=torch.float64)
         self.register_buffer("pca_mean", torch.zeros(P, **f64))
         self.register_buffer("pca_components", torch.zeros(d, P, **f64))
@@ -112,7 +112,7 @@ class GMMPCAModel(Model):
         check_enough_examples(len(train), facet.n_clusters)
         if facet.latent_dim > len(train):
             raise ConfigError(f"PCA cannot find {facet.latent_dim} components in {len(train)} training examples; "
-                              f"set latent_dim to at most {len(train)}", key="facets[0].latent_dim")
+                              f"set latent_dim to at most {len(train)}", key="facets.0.latent_dim")
         pca = PCA(facet.latent_dim, whiten=cfg.whiten, random_state=seed)
         gmm = GaussianMixture(facet.n_clusters, covariance_type=cfg.covariance, n_init=cfg.n_init,
                               max_iter=cfg.max_iter, tol=cfg.tol, reg_covar=cfg.reg_covar, random_state=seed)

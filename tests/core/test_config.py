@@ -94,8 +94,8 @@ def test_mistyped_trainer_key(toy_config):
     ("trainer.device=tpu", "trainer.device", "auto, cpu, cuda"),
     ("trainer.precision=fp16", "trainer.precision", "fp32, bf16"),
     ("trainer.compile=off", "trainer.compile", "eager, default, reduce-overhead"),
-    ("facets.0.latent_dim=-2", "facets[0].latent_dim", "greater than 0"),
-    ("facets.1.n_clusters=0", "facets[1].n_clusters", "greater than 0"),
+    ("facets.0.latent_dim=-2", "facets.0.latent_dim", "greater than 0"),
+    ("facets.1.n_clusters=0", "facets.1.n_clusters", "2 or more"),
     ("data.batch_size=0", "data.batch_size", "greater than 0"),
     ("data.val_fraction=1.5", "data.val_fraction", "[0, 1)"),
 ])
@@ -110,7 +110,7 @@ def test_missing_facet_field(toy_config):
     del toy_config["facets"][0]["n_clusters"]
     with pytest.raises(ConfigError) as err:
         load_config(base=toy_config)
-    assert err.value.key == "facets[0].n_clusters"
+    assert err.value.key == "facets.0.n_clusters"
 
 
 def test_unknown_component_lists_what_exists(toy_config):

@@ -299,7 +299,7 @@ def test_missing_parts_are_named(ae_config, model, drop, key, message):
 def test_vade_needs_a_prior_and_one_facet(ae_config):
     cfg = ae_config("vade")
     del cfg["facets"][0]["prior"]
-    assert config_error(cfg).key == "facets[0].prior"
+    assert config_error(cfg).key == "facets.0.prior"
     cfg = ae_config("idec")
     cfg["facets"].append({"latent_dim": 2, "n_clusters": 3})
     err = config_error(cfg)

@@ -90,14 +90,14 @@ def test_two_facets_are_refused(tmp_path):
 
 def test_more_components_than_pixels_is_refused(tmp_path):
     err = resolve_error(config(tmp_path, "gmm_pca", latent_dim=65))
-    assert err.key == "facets[0].latent_dim" and "only 64 pixels" in str(err) and "at most 64" in str(err)
+    assert err.key == "facets.0.latent_dim" and "only 64 pixels" in str(err) and "at most 64" in str(err)
 
 
 def test_more_clusters_than_examples_is_refused(tmp_path):
     exp = build(mfcf.load_config(base=config(tmp_path, n_clusters=2000)))
     with pytest.raises(ConfigError, match="cannot fit 2000 clusters to 1437 training examples") as err:
         exp.model.fit(exp.train, seed=0)
-    assert err.value.key == "facets[0].n_clusters"
+    assert err.value.key == "facets.0.n_clusters"
 
 
 @pytest.mark.parametrize("model, extra, key, message", [
@@ -119,4 +119,4 @@ def test_unknown_option_and_foreign_sections(tmp_path):
     assert err.key == "encoder" and "does not use the `encoder:` section" in str(err)
     cfg = config(tmp_path)
     cfg["facets"][0]["prior"] = {"name": "mog"}
-    assert resolve_error(cfg).key == "facets[0].prior"
+    assert resolve_error(cfg).key == "facets.0.prior"

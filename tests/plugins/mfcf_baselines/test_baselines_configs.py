@@ -85,4 +85,4 @@ def test_cli_reports_a_bad_baseline_config_without_traceback(tmp_path):
     res = cli("train", "configs/baselines/digits/kmeans.yaml", "facets.0.n_clusters=0", "--run-dir",
               str(tmp_path / "bad"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    assert "facets[0].n_clusters" in res.stderr
+    assert "facets.0.n_clusters" in res.stderr
