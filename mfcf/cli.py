@@ -137,9 +137,9 @@ def _plugins(args: argparse.Namespace) -> None:
 
 def _config_show(args: argparse.Namespace) -> None:
     from .config import load_config
-    from .engine.build import resolve
+    from .engine.build import check
 
-    print(yaml.safe_dump(resolve(load_config(args.config, args.overrides)).config, sort_keys=False), end="")
+    print(yaml.safe_dump(check(load_config(args.config, args.overrides)).config, sort_keys=False), end="")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -182,7 +182,9 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("config", help="inspect configs")
     csub = c.add_subparsers(dest="config_command", required=True)
-    show = csub.add_parser("show", help="print the resolved config with every default filled in")
+    show = csub.add_parser("show", help="print the resolved config with every default filled in, after every "
+                           "check training makes before it starts (data files, every component built for the "
+                           "data's shape) except those that need the data loaded")
     show.add_argument("config")
     show.add_argument("overrides", nargs="*")
     show.set_defaults(func=_config_show)

@@ -25,13 +25,14 @@ import dataclasses
 import math
 import os
 import re
+import sys
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from .api import PARTS
@@ -89,6 +90,7 @@ class TrainerSection:
     """``trainer:`` -- how to train, where to write, how often to checkpoint."""
 
     epochs: int = 10
+    stop_after_epochs: Optional[int] = None  # train only the first N of `epochs` (a short try); None: all
     lr: float = 1e-3
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -107,6 +109,10 @@ class TrainerSection:
         positive(self.epochs, "epochs")
         if self.epochs > MAX_EPOCHS:
             raise ConfigError(f"must be at most {MAX_EPOCHS:,}, got {self.epochs:,}", key="epochs")
+        positive(self.stop_after_epochs, "stop_after_epochs", allow_none=True)
+        if (self.stop_after_epochs or 0) > self.epochs:
+            raise ConfigError(f"must be at most trainer.epochs ({self.epochs}), got {self.stop_after_epochs}",
+                              key="stop_after_epochs")
         positive(self.lr, "lr")
         positive(self.threads, "threads", allow_none=True)
         if (self.threads or 0) > MAX_THREADS:
@@ -130,6 +136,12 @@ class TrainerSection:
             raise ConfigError(f"must be a name, not a path: {RUN_NAME_CHARS} only (at most 200, not only dots), "
                               f"got {self.run_name!r}; the run directory is <trainer.runs_dir>/<run_name>-<time>",
                               key="run_name")
+
+    @property
+    def epochs_to_run(self) -> int:
+        """The epochs this run trains: ``stop_after_epochs`` if set, else ``epochs``. Everything
+        else (schedules, initialisation epochs) keeps following the full ``epochs``."""
+        return self.stop_after_epochs or self.epochs
 
 
 @dataclasses.dataclass
@@ -318,15 +330,80 @@ def load_yaml(path: str | Path) -> DictConfig:
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """Apply ``key=value`` overrides (dotted keys; list items as ``facets.0.latent_dim``)."""
+    """Apply overrides, in order (dotted keys; list items as ``facets.0.latent_dim``):
+
+    * ``key=value`` sets a value; a mapping value (``schedule={name: constant}``) replaces the
+      whole section, as in Hydra, instead of merging into it;
+    * ``~key`` deletes a key (``~trainer.grad_clip``) or a whole section;
+    * ``section.name=other`` switching a component drops the options of the old component
+      that the new one does not have, saying which on stderr (:func:`switch_component`).
+    """
     cfg = cfg.copy()
     for text in overrides:
-        key, value = parse_override(text)
-        try:
-            OmegaConf.update(cfg, key, value, merge=True, force_add=True)
-        except (OmegaConfBaseException, IndexError, ValueError) as exc:
-            raise ConfigError(f"cannot apply override {text!r}: {exc}", key=key) from exc
+        if text.startswith("~"):
+            _delete(cfg, text)
+            continue
+        set_value(cfg, *parse_override(text), source=f"override {text!r}")
     return cfg
+
+
+def set_value(cfg: DictConfig, key: str, value: Any, *, source: str) -> None:
+    """Set dotted ``key`` of ``cfg`` to ``value`` in place, as an override does: a mapping or list
+    replaces what was there, and a changed component ``name`` drops the old component's options
+    (:func:`switch_component`). ``source`` names the override in errors."""
+    old_name = OmegaConf.select(cfg, key, default=None) if key.endswith(".name") else None
+    try:
+        OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+    except (OmegaConfBaseException, IndexError, ValueError) as exc:
+        reason = getattr(exc, "msg", str(exc)).splitlines()[0]  # OmegaConf appends its full key and type
+        raise ConfigError(f"cannot apply {source}: {reason}", key=key) from None
+    if old_name is not None and value != old_name:
+        switch_component(cfg, key.removesuffix(".name"), str(old_name), str(value))
+
+
+def _delete(cfg: DictConfig, text: str) -> None:
+    """``~key``: remove ``key`` from ``cfg`` (a mapping key or a list item)."""
+    key = text[1:].strip()
+    parent_key, _, last = key.rpartition(".")
+    parse_override(f"{key}=")  # the same key rules as for setting
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    if parent is None or OmegaConf.select(cfg, key, default=_ABSENT) is _ABSENT:
+        raise ConfigError(f"override {text!r}: there is no key '{key}' to delete", key=key)
+    if isinstance(parent, ListConfig):
+        del parent[int(last)]
+    else:
+        del parent[last]
+
+
+_ABSENT = object()
+
+#: Section key -> component kind, for the sections whose ``name`` picks a registered component.
+_SECTION_KINDS = {"data": "dataset", "model": "model", **{part: part for part in PARTS[1:]}}
+
+
+def switch_component(cfg: DictConfig, section_key: str, old: str, new: str) -> None:
+    """Drop from ``section_key`` the options of component ``old`` that component ``new`` does not
+    have (core ``data:`` keys stay), and say which on stderr. Nothing happens when ``new`` is not
+    registered: resolution then names it as an unknown component."""
+    from .registry import Registry  # plugins are loaded only when a component is switched
+    from .plugins import plugin_manager
+
+    kind = "prior" if re.fullmatch(r"facets\.\d+\.prior", section_key) else _SECTION_KINDS.get(section_key)
+    section = OmegaConf.select(cfg, section_key)
+    if kind is None or not isinstance(section, DictConfig):
+        return
+    registry = Registry(plugin_manager(list(cfg.get("plugins") or [])))
+    if new not in registry.names(kind):
+        return
+    keep = {"name", *(f.name for f in dataclasses.fields(registry.get(kind, new).Config))}
+    if kind == "dataset":
+        keep |= {f.name for f in dataclasses.fields(DataSection)}
+    dropped = [k for k in section if k not in keep]
+    for k in dropped:
+        del section[k]
+    if dropped:
+        print(f"{section_key}.name={new}: dropped {', '.join(f'{section_key}.{k}' for k in dropped)} "
+              f"(options of {kind} '{old}' that '{new}' does not have)", file=sys.stderr)
 
 
 def validate_section(schema: type, section: Mapping[str, Any] | None, key: str) -> Any:

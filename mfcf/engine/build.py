@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-from ..api import PARTS, DataSplit, FacetSpec, Model
+from ..api import PARTS, DataInfo, DataSplit, FacetSpec, Model
 from ..config import DataSection, TrainerSection, check_top_level, validate_section
 from ..errors import ConfigError
 from ..plugins import plugin_manager
@@ -144,7 +144,8 @@ def resolve(user: Mapping[str, Any], registry: Registry | None = None) -> Resolv
         if fixed is not None and fixed != trainer.epochs:
             raise ConfigError(f"schedule '{classes['schedule'].name}' runs {fixed} epochs but trainer.epochs is "
                               f"{trainer.epochs}; set trainer.epochs={fixed} or change the schedule (nothing is "
-                              "overridden silently)", key="trainer.epochs")
+                              f"overridden silently). To try the config for a few epochs, keep trainer.epochs="
+                              f"{fixed} and set trainer.stop_after_epochs=N", key="trainer.epochs")
     out["trainer"] = dataclasses.asdict(trainer)
     return Resolved(out, registry, trainer, data_core, facets, classes, configs, prior_classes, prior_configs)
 
@@ -216,6 +217,41 @@ def split_validation(train: DataSplit, fraction: float, seed: int) -> tuple[Data
     return train.subset(torch.from_numpy(np.sort(keep))), train.subset(torch.from_numpy(np.sort(held)))
 
 
+def build_model(resolved: Resolved, info: DataInfo, steps_per_epoch: int) -> Model:
+    """The model and its parts, built on the CPU for data described by ``info``."""
+    facets, trainer = resolved.facets, resolved.trainer
+    context = {
+        "encoder": dict(data_shape=info.shape, facets=facets),
+        "decoder": dict(data_shape=info.shape, facets=facets),
+        "likelihood": dict(info=info),
+        "elbo": dict(n_facets=len(facets)),
+        "schedule": dict(n_facets=len(facets), steps_per_epoch=steps_per_epoch, epochs=trainer.epochs),
+    }
+    model_cls = resolved.classes["model"]
+    parts: dict[str, Any] = {}
+    if "priors" in model_cls.parts:
+        parts["priors"] = [_construct(f"facets.{f.index}.prior", cls, cfg, latent_dim=f.latent_dim,
+                                      n_clusters=f.n_clusters)
+                           for cls, cfg, f in zip(resolved.prior_classes, resolved.prior_configs, facets)]
+    for part in PARTS[1:]:
+        if part in model_cls.parts:
+            parts[part] = _construct(part, resolved.classes[part], resolved.configs[part], **context[part])
+    return _construct("model", model_cls, resolved.configs["model"], info=info, facets=facets, **parts)
+
+
+def check(user: Mapping[str, Any] | Resolved) -> Resolved:
+    """Every check :func:`build` makes before training, without loading the data: the device and
+    speed switches, the dataset's files (its constructor), and every component built for the
+    data's shape. Only the checks that need the data's size (``data.batch_size`` against the
+    training split, the stratified validation split) are left to :func:`build`."""
+    resolved = user if isinstance(user, Resolved) else resolve(user)
+    check_speed_switches(resolved.trainer, resolve_device(resolved.trainer.device))
+    dataset = _construct("data", resolved.classes["dataset"], resolved.configs["dataset"],
+                         seed=resolved.data.split_seed)
+    build_model(resolved, dataset.info, steps_per_epoch=1)
+    return resolved
+
+
 def build(user: Mapping[str, Any] | Resolved, *, device: torch.device | str | None = None) -> Experiment:
     """Build the experiment a config describes: data on the device and the model.
 
@@ -237,24 +273,6 @@ def build(user: Mapping[str, Any] | Resolved, *, device: torch.device | str | No
     test = dataset.load("test")
 
     seed_everything(trainer.seed)
-    context = {
-        "encoder": dict(data_shape=info.shape, facets=resolved.facets),
-        "decoder": dict(data_shape=info.shape, facets=resolved.facets),
-        "likelihood": dict(info=info),
-        "elbo": dict(n_facets=len(resolved.facets)),
-        "schedule": dict(n_facets=len(resolved.facets), steps_per_epoch=math.ceil(len(train) / data.batch_size),
-                         epochs=trainer.epochs),
-    }
-    model_cls = resolved.classes["model"]
-    parts: dict[str, Any] = {}
-    if "priors" in model_cls.parts:
-        parts["priors"] = [_construct(f"facets.{f.index}.prior", cls, cfg, latent_dim=f.latent_dim,
-                                      n_clusters=f.n_clusters)
-                           for cls, cfg, f in zip(resolved.prior_classes, resolved.prior_configs, resolved.facets)]
-    for part in PARTS[1:]:
-        if part in model_cls.parts:
-            parts[part] = _construct(part, resolved.classes[part], resolved.configs[part], **context[part])
-    model = _construct("model", model_cls, resolved.configs["model"], info=info, facets=resolved.facets, **parts)
-    model = model.to(device)
+    model = build_model(resolved, info, math.ceil(len(train) / data.batch_size)).to(device)
     return Experiment(resolved, device, train.to(device), val.to(device) if val is not None else None,
                       test.to(device), model)

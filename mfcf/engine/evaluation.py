@@ -121,6 +121,9 @@ def selection_note(run: RunDir, experiment: Experiment, weights: str, split: str
     """How the weights of a run directory were chosen, in one sentence for reports."""
     if weights != run.final_model.name:
         chosen = f"last checkpoint ({weights}): training has not completed"
+    elif experiment.model.trains_by_gradient and experiment.trainer.stop_after_epochs:
+        chosen = (f"final weights ({weights}) after {experiment.trainer.stop_after_epochs} of the config's "
+                  f"{experiment.trainer.epochs} training epochs (trainer.stop_after_epochs: a shortened run)")
     elif experiment.model.trains_by_gradient:
         chosen = f"final weights ({weights}) after all {experiment.trainer.epochs} training epochs"
     else:

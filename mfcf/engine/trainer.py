@@ -254,13 +254,13 @@ class Trainer:
 
         # checkpoints are written in the background; leaving the block waits for the last one
         with writer, CheckpointWriter() as self._checkpoints:
-            for epoch in range(epoch, cfg.epochs):
+            for epoch in range(epoch, cfg.epochs_to_run):
                 epoch_started = time.perf_counter()
                 if step == 0:
                     model.on_epoch_start(epoch, exp.train)
                 model.train()
                 bar = tqdm(total=len(exp.train), initial=min(step * self.batch_size, len(exp.train)), unit="ex",
-                           desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=self.quiet, leave=False, dynamic_ncols=True)
+                           desc=f"epoch {epoch + 1}/{cfg.epochs_to_run}", disable=self.quiet, leave=False, dynamic_ncols=True)
                 started = time.perf_counter()
                 first_step = step
                 for x in batches.epoch(epoch, step):
@@ -310,7 +310,7 @@ class Trainer:
                     self.on_epoch_end(row, self.run)
                 if not self.quiet:
                     shown = {k: row[k] for k in ("train/loss", "val/loss") if k in row}
-                    tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}  " +
+                    tqdm.write(f"epoch {epoch + 1}/{cfg.epochs_to_run}  " +
                                "  ".join(f"{k} {v:.4f}" for k, v in shown.items()) +
                                f"  {row['examples_per_s']:.0f} ex/s")
 

@@ -52,6 +52,11 @@ def _facet_text(j: int, facet: dict[str, Any]) -> str:
     return text
 
 
+def _epochs_text(trainer: Any) -> str:
+    stop = trainer.stop_after_epochs
+    return f"{stop} of {trainer.epochs} epochs (stopped early on purpose)" if stop else f"{trainer.epochs} epochs"
+
+
 def _facts(ctx: ReportContext) -> list[tuple[str, str]]:
     """The run-facts table at the top of the page."""
     cfg = ctx.experiment.config
@@ -66,7 +71,7 @@ def _facts(ctx: ReportContext) -> list[tuple[str, str]]:
         ("data", f"{cfg['data']['name']}, {ctx.split} split: {len(ctx.data)} examples, factors: "
                  f"{', '.join(ctx.factors) or 'none'}"),
         ("facets", facets),
-        ("training", f"{status.get('status', 'unknown')}, " + (f"{ctx.experiment.trainer.epochs} epochs"
+        ("training", f"{status.get('status', 'unknown')}, " + (_epochs_text(ctx.experiment.trainer)
                      if ctx.model.trains_by_gradient else "fitted without a gradient loop")
                      + f", seed {ctx.experiment.trainer.seed}, device {status.get('device', '?')}"),
         ("weights", ctx.weights),
