@@ -467,8 +467,8 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
     try:
         return OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
-        raise ConfigError(f"cannot resolve interpolation: {getattr(exc, 'msg', exc)}",
-                          key=getattr(exc, "full_key", None)) from None
+        reason = str(getattr(exc, "msg", exc)).splitlines()[0]  # OmegaConf appends its full key and type
+        raise ConfigError(f"cannot resolve interpolation: {reason}", key=getattr(exc, "full_key", None)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = (), *,

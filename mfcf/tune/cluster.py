@@ -5,6 +5,11 @@ the driver's, so everything plugin discovery reads (``MFCF_*`` switches, ``PYTHO
 directories the config's ``plugins:`` modules were imported from) travels in the job's
 ``runtime_env``. Installed plugin packages are found through their entry points in every
 worker that has them installed.
+
+Ray puts the driver's working directory at the front of every worker's ``sys.path``. A folder
+there named ``mfcf`` (a clone, a stray ``mfcf/`` directory) would then be imported instead of
+the installed package, so the driver joins Ray from an empty directory: a sweep needs nothing
+from its working directory, as every path it uses is absolute.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import contextlib
 import importlib.util
 import logging
 import os
+import socket
 import sysconfig
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,8 @@ class ClusterError(MfcfError):
 #: metrics through it (data and checkpoints go through the filesystem). Override with
 #: MFCF_RAY_OBJECT_STORE_MB.
 DEFAULT_OBJECT_STORE_MB = 512
+#: Seconds to wait for a TCP answer from an explicit ``--address``; Ray itself retries for minutes.
+PROBE_TIMEOUT_S = 10
 QUIET_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",  # Tune's classic reporter, silenced by verbose=0
     # Tune warns each time a per-epoch checkpoint forces an experiment-state snapshot; for short
@@ -43,7 +52,8 @@ QUIET_ENV = {
 def worker_env(plugin_modules: Sequence[str]) -> dict[str, str]:
     """Environment variables every trial needs to find the driver's plugins."""
     env = {k: v for k, v in os.environ.items() if k.startswith("MFCF_")}
-    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    # absolute: workers do not share the driver's working directory
+    paths = [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env_modules = [m.strip() for m in os.environ.get("MFCF_PLUGINS", "").split(",") if m.strip()]
     for module in [*env_modules, *plugin_modules]:
         root = _import_root(module)
@@ -100,14 +110,46 @@ def connect(address: str | None, *, plugin_modules: Sequence[str] = (), num_cpus
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if ray.is_initialized():
         raise ClusterError("Ray is already initialised in this process; call ray.shutdown() first")
+    if address:
+        _check_listening(address)
+    # the empty directory outlives the private instance, whose processes keep it as their cwd
+    with tempfile.TemporaryDirectory(prefix="mfcf-ray-") as empty:
+        _init_from(empty, address, kwargs)
+        try:
+            yield f"{where} ({_describe(ray.cluster_resources())})"
+        finally:
+            ray.shutdown()
+
+
+def _init_from(directory: str, address: str | None, kwargs: dict[str, Any]) -> None:
+    """``ray.init(**kwargs)`` run from ``directory`` (see the module docstring)."""
+    previous = os.getcwd()
+    os.chdir(directory)
     try:
         ray.init(**kwargs)
     except Exception as exc:  # Ray raises ConnectionError, RuntimeError, its own AuthenticationError...
         raise ClusterError(_connect_message(address, exc)) from None
-    try:
-        yield f"{where} ({_describe(ray.cluster_resources())})"
     finally:
-        ray.shutdown()
+        os.chdir(previous)
+
+
+def _check_listening(address: str) -> None:
+    """Fail at once when nothing answers at the cluster's address, where ``ray.init`` would retry
+    for many minutes. ``auto`` stands for the address the last ``ray start`` here recorded."""
+    target = address
+    if address == "auto":
+        from ray._private.utils import read_ray_address
+
+        target = read_ray_address() or ""  # none recorded: ray.init says so at once
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # not HOST:PORT: ray.init rejects it at once
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = f"no answer within {PROBE_TIMEOUT_S} s" if isinstance(exc, TimeoutError) else exc.strerror or exc
+        raise ClusterError(_connect_message(address, ConnectionError(f"nothing answers at {host}:{port} ({reason})"))
+                           ) from None
 
 
 def _connect_message(address: str | None, exc: Exception) -> str:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
 from ..engine.summary import RunRecord, Summary, record_from_run, summarise
+from ..errors import MfcfError
 from .spec import SWEEP_FILE, load_stored
 
 TRIAL_FILE = "trial.json"
@@ -16,16 +19,22 @@ def is_sweep_dir(path: str | Path) -> bool:
 
 
 def sweep_records(sweep_dir: str | Path) -> list[RunRecord]:
-    """A record for every planned trial, in plan order (``missing`` when it never started)."""
+    """A record for every planned trial, in plan order: ``missing`` when it never started,
+    ``failed`` or ``stopped early`` as the driver recorded, ``damaged`` when its run directory
+    cannot be read."""
     sweep_dir = Path(sweep_dir)
     sweep = load_stored(sweep_dir)
     records = []
     for trial in sweep.trials():
         trial_dir = sweep_dir / trial.name
-        record = record_from_run(trial_dir / "run", setting=trial.values, label=trial.label)
+        try:
+            record = record_from_run(trial_dir / "run", setting=trial.values, label=trial.label)
+        except (MfcfError, OSError, ValueError, yaml.YAMLError):  # one bad trial leaves the others summarised
+            record = RunRecord(str(trial_dir / "run"), dict(trial.values), trial.seed, "damaged", {},
+                               label=trial.label)
         record.seed = trial.seed
-        info = _read(trial_dir / TRIAL_FILE)
-        if record.status == "incomplete" and info.get("status") in ("failed", "stopped early"):
+        info = read_json(trial_dir / TRIAL_FILE)
+        if record.status in ("incomplete", "missing") and info.get("status") in ("failed", "stopped early"):
             record.status = info["status"]
         records.append(record)
     return records
@@ -53,8 +62,10 @@ def write_sweep_summary(sweep_dir: str | Path) -> tuple[Summary, Path, Path]:
     return summary, md, csv_path
 
 
-def _read(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON object file as a dict; empty when it is missing, unreadable or not an object."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return data if isinstance(data, dict) else {}

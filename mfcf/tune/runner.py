@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,15 @@ from ray import tune
 
 from ..engine.checkpoint import atomic_write_text
 from ..engine.summary import Summary
-from ..errors import RunDirError
+from ..errors import ConfigError, RunDirError, TrainingError
 from .cluster import check_resources, connect, current_nodes
-from .results import TRIAL_FILE, write_sweep_summary
-from .spec import SWEEP_FILE, Sweep, SweepError, load_stored
+from .results import TRIAL_FILE, read_json, write_sweep_summary
+from .spec import SWEEP_FILE, Sweep, SweepError, check_storage, load_stored
 from .trainable import train_trial
 
 log = logging.getLogger("mfcf.tune")
+#: Failed trials an all-failed sweep's error lists one by one.
+LISTED_FAILURES = 10
 
 
 @dataclasses.dataclass
@@ -36,7 +39,8 @@ def run_sweep(sweep: Sweep, *, address: str | None = None, quiet: bool = False, 
               num_gpus: int | None = None) -> SweepOutcome:
     """Start ``sweep`` in ``<storage>/<name>`` (which must not exist yet) and wait for it."""
     directory = sweep.directory
-    if directory.exists() and any(directory.iterdir()):
+    check_storage(directory)
+    if directory.is_dir() and any(directory.iterdir()):
         raise SweepError(f"sweep directory '{directory}' already exists; continue it with "
                          f"`mfcf sweep --resume {directory}` or choose another name (name=...)")
     return _fit(sweep, restore=False, address=address, quiet=quiet, num_cpus=num_cpus, num_gpus=num_gpus)
@@ -59,8 +63,12 @@ def _fit(sweep: Sweep, *, restore: bool, address: str | None, quiet: bool, num_c
                  num_gpus=num_gpus) as where:
         check_resources(sweep.resources.cpu, sweep.resources.gpu, current_nodes())
         if not restore:  # the directory appears once Ray is up and able to run the trials
-            directory.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(directory / SWEEP_FILE, yaml.safe_dump(sweep.to_dict(), sort_keys=False))
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(directory / SWEEP_FILE, yaml.safe_dump(sweep.to_dict(), sort_keys=False))
+            except OSError as exc:
+                raise ConfigError(f"cannot create the sweep directory '{directory}': {exc.strerror or exc}; "
+                                  "choose a writable storage=...", key="storage") from None
         shape = f"{_count(len(sweep.settings), 'setting')} x {_count(len(sweep.seeds), 'seed')}"
         log.info("sweep %s: %s (%s) on %s", sweep.name, _count(len(trials), "trial"), shape, where)
         log.info("sweep directory: %s", directory)
@@ -70,7 +78,7 @@ def _fit(sweep: Sweep, *, restore: bool, address: str | None, quiet: bool, num_c
                                         {"cpu": sweep.resources.cpu, "gpu": sweep.resources.gpu})
         if restore and tune.Tuner.can_restore(str(directory)):
             log.info("resuming: finished trials are kept, the others continue from their last checkpoint")
-            tuner = tune.Tuner.restore(str(directory), trainable=trainable, resume_errored=True)
+            tuner = _restore_tuner(directory, trainable)
         else:
             tuner = tune.Tuner(
                 trainable,
@@ -87,11 +95,37 @@ def _fit(sweep: Sweep, *, restore: bool, address: str | None, quiet: bool, num_c
                     callbacks=[ProgressCallback(len(trials), sweep.metric)]),
             )
         grid = tuner.fit()
-    failed = sorted(r.config["trial"]["name"] for r in grid if r.error is not None)
+    # a trial's directory is named after it; a trial that never reported has no config in its result
+    failed = sorted(Path(r.path).name for r in grid if r.error is not None)
     summary, md, csv_path = write_sweep_summary(directory)
+    if len(failed) == len(trials):
+        raise TrainingError(_all_failed(directory, failed, md))
     unfinished = [Path(r.run).parent.name for s in summary.settings for r in s.records
                   if r.status in ("incomplete", "missing") and Path(r.run).parent.name not in failed]
     return SweepOutcome(directory, summary, (md, csv_path), failed, unfinished)
+
+
+def _restore_tuner(directory: Path, trainable: Any) -> tune.Tuner:
+    try:
+        return tune.Tuner.restore(str(directory), trainable=trainable, resume_errored=True)
+    except Exception as exc:  # a damaged tuner.pkl or experiment state: pickle, JSON or Tune errors
+        reason = (str(exc).splitlines() or [""])[0]
+        raise RunDirError(f"Tune's saved state in '{directory}' cannot be read ({type(exc).__name__}: {reason}).\n"
+                          f"  Move '{directory / 'tuner.pkl'}' away and resume again: finished trials are kept, "
+                          "unfinished ones start over") from None
+
+
+def _all_failed(directory: Path, failed: list[str], summary: Path) -> str:
+    """The error of a sweep whose every trial failed: each trial's exception and its error file."""
+    lines = [f"all {len(failed)} trials failed after all their retries:"]
+    for name in failed[:LISTED_FAILURES]:
+        error_file = directory / name / "error.txt"
+        lines.append(f"  {name}: {_error_line(error_file)}\n    full error: {error_file}")
+    if len(failed) > LISTED_FAILURES:
+        lines.append(f"  ... and {len(failed) - LISTED_FAILURES} more (see <trial>/error.txt in {directory})")
+    lines.append(f"  The summary, every trial marked failed, is in {summary}. Fix the cause, then retry the trials "
+                 f"with: mfcf sweep --resume {directory}")
+    return "\n".join(lines)
 
 
 def trial_name(trial: Any) -> str:
@@ -109,10 +143,12 @@ def _scheduler(sweep: Sweep):
 
 
 class _DropRestoreHint(logging.Filter):
-    """Tune's "Resume experiment with: Tuner.restore(...)"; mfcf says `mfcf sweep --resume`."""
+    """Tune's "Resume experiment with: Tuner.restore(...)" and "Trials did not complete: [...]";
+    mfcf says `mfcf sweep --resume` and names the failed trials itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Tuner.restore(" not in record.getMessage()
+        message = record.getMessage()
+        return "Tuner.restore(" not in message and "Trials did not complete" not in message
 
 
 def _configure_output(quiet: bool) -> None:
@@ -158,12 +194,12 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         epochs = int((trial.last_result or {}).get("epochs_done", 0))
-        log.info(f"{'':>{2 * len(str(self.total)) + 3}} {trial_name(trial)}  crashed  ({_error_line(trial)}); "
+        log.info(f"{'':>{2 * len(str(self.total)) + 3}} {trial_name(trial)}  crashed  ({_trial_error(trial)}); "
                  f"retrying from its last checkpoint ({epochs} epoch(s) done)")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         _set_status(trial, "failed")
-        log.warning(self._line(trials, trial, "FAILED", f"{_error_line(trial)}  (see {trial.path}/error.txt)"))
+        log.warning(self._line(trials, trial, "FAILED", f"{_trial_error(trial)}  (see {trial.path}/error.txt)"))
 
 
 def _count(n: int, noun: str) -> str:
@@ -174,21 +210,33 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _error_line(trial: Any) -> str:
-    """The last line of the trial's error file (the exception), shortened."""
+#: A line naming a Python exception: ``RuntimeError: ...``, ``mfcf.errors.X: ...``, or indented,
+#: the cause an mfcf error quotes on its last line.
+_EXCEPTION = re.compile(r" *[A-Za-z_][\w.]*: \S")  # not Ray's tab-indented actor details
+
+
+def _trial_error(trial: Any) -> str:
+    return _error_line(Path(trial.error_file)) if trial.error_file else "error"
+
+
+def _error_line(error_file: Path) -> str:
+    """The last exception an error file names (the cause, where Ray or mfcf wrap one: a worker
+    that could not import the trainable, a plugin that failed), shortened; else its last line."""
     try:
-        lines = [ln for ln in Path(trial.error_file).read_text().splitlines() if ln.strip()]
-        return lines[-1].strip()[:200] if lines else "error"
-    except (OSError, TypeError):
-        return "error"
+        lines = [ln for ln in error_file.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "error (no error file)"
+    headers = [ln for ln in lines if _EXCEPTION.match(ln)]
+    line = (headers or lines or ["error"])[-1].strip()
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def _set_status(trial: Any, status: str) -> None:
     path = Path(trial.path) / TRIAL_FILE
     try:
-        info = json.loads(path.read_text()) if path.is_file() else {}
+        info = read_json(path)
         if info.get("status") != "completed":
             atomic_write_text(path, json.dumps({**info, "status": status}, indent=2))
-    except (OSError, ValueError, RunDirError):  # best effort: the summary does not depend on it
+    except (OSError, RunDirError):  # best effort: without it the summary shows the trial as missing
         pass
 

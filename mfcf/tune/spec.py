@@ -35,17 +35,18 @@ import datetime as dt
 import difflib
 import itertools
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..api import Model
-from ..config import TOP_LEVEL, load_config, load_yaml, parse_override, positive, validate_section
+from ..config import (SEED_MAX, TOP_LEVEL, check_numbers, load_config, load_yaml, parse_override, positive,
+                      set_value, to_container, validate_section)
 from ..engine.metrics import METRICS
 from ..engine.summary import check_selection_metric
 from ..errors import ConfigError, MfcfError, RunDirError, UnknownKeyError
@@ -53,6 +54,9 @@ from ..errors import ConfigError, MfcfError, RunDirError, UnknownKeyError
 SWEEP_FILE = "sweep.yaml"  # the validated sweep, written into the sweep directory
 FORMAT = 1
 SPACES = ("grid", "choice", "uniform", "loguniform")
+#: The most trials one sweep may plan: far beyond any real sweep, and a typo such as
+#: ``num_samples: 100000000`` fails at once instead of building the plan for minutes.
+MAX_TRIALS = 10_000
 
 
 class SweepError(ConfigError):
@@ -196,7 +200,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), *, check: bool =
     """
     path = Path(path)
     try:
-        raw = OmegaConf.to_container(load_yaml(path), resolve=True)
+        raw = to_container(load_yaml(path))
         raw, experiment_overrides = _apply_sweep_overrides(raw, overrides)
         return _build(raw, base_dir=path.parent, source=str(path.resolve()),
                       extra_overrides=experiment_overrides, check=check,
@@ -208,18 +212,30 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), *, check: bool =
 
 
 def load_stored(sweep_dir: str | Path) -> Sweep:
-    """The sweep stored in a sweep directory (for ``--resume`` and summaries); no re-validation."""
+    """The sweep stored in a sweep directory (for ``--resume`` and summaries).
+
+    Its trials' experiments are not resolved again; a stored plan that does not load is
+    reported as damaged (:class:`RunDirError`)."""
     sweep_dir = Path(sweep_dir)
     stored = sweep_dir / SWEEP_FILE
+    if not sweep_dir.is_dir():
+        state = "is a file" if sweep_dir.exists() else "does not exist"
+        raise RunDirError(f"sweep directory '{sweep_dir}' {state}; pass the directory `mfcf sweep` printed")
     if not stored.is_file():
         raise RunDirError(f"'{sweep_dir}' is not an mfcf sweep directory (no {SWEEP_FILE} in it); "
                           "pass the directory `mfcf sweep` printed")
-    raw = yaml.safe_load(stored.read_text())
-    raw["storage"], raw["name"] = str(sweep_dir.resolve().parent), sweep_dir.resolve().name
-    settings = raw.pop("settings")
-    raw.pop("format", None)
-    source = raw.pop("source", None)
-    sweep = _build(raw, base_dir=sweep_dir, source=source, extra_overrides=(), check=False, default_name=None)
+    try:
+        raw = to_container(load_yaml(stored))
+        settings = raw.pop("settings", None)
+        if not isinstance(settings, list) or not settings or not all(isinstance(s, dict) for s in settings):
+            raise ConfigError(f"must be a non-empty list of mappings, got {settings!r}", key="settings")
+        raw.pop("format", None)
+        source = raw.pop("source", None)
+        raw["storage"], raw["name"] = str(sweep_dir.resolve().parent), sweep_dir.resolve().name
+        sweep = _build(raw, base_dir=sweep_dir, source=source, extra_overrides=(), check=False, default_name=None)
+    except ConfigError as exc:
+        raise RunDirError(f"'{stored}' is damaged: {exc}\n  It is the plan `mfcf sweep` wrote: restore it from a "
+                          "backup, or start the sweep again under another name.") from None
     sweep.settings = settings
     return sweep
 
@@ -253,6 +269,7 @@ def _build(raw: Mapping[str, Any], *, base_dir: Path, source: str | None, extra_
     for key in raw:
         if key not in _KEYS:
             raise UnknownKeyError(str(key), "", _KEYS)
+    check_numbers({k: v for k, v in raw.items() if k != "experiment"})  # NaN, inf, beyond 64 bits
     if raw.get("experiment") is None:
         raise ConfigError("is required: a path to an experiment YAML (relative to the sweep file) or an "
                           "inline mapping", key="experiment")
@@ -264,12 +281,18 @@ def _build(raw: Mapping[str, Any], *, base_dir: Path, source: str | None, extra_
         raise ConfigError(f"must be a non-empty list of integers, got {seeds!r}", key="seeds")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"holds a seed twice: {seeds}", key="seeds")
+    if not all(0 <= s <= SEED_MAX for s in seeds):
+        raise ConfigError(f"seeds run from 0 to {SEED_MAX} (2**32 - 1), got {seeds}", key="seeds")
     search = _search(raw.get("search") or {})
     num_samples = _int(raw.get("num_samples", 1), "num_samples")
     search_seed = _int(raw.get("search_seed", 0), "search_seed", allow_zero=True)
     if num_samples > 1 and not any(s.random for s in search.values()):
         raise ConfigError(f"is {num_samples} but no search key is random (choice, uniform, loguniform); add more "
                           "seeds instead, or a random key", key="num_samples")
+    planned = num_samples * math.prod(len(s.args) for s in search.values() if not s.random) * len(seeds)
+    if planned > MAX_TRIALS:
+        raise ConfigError(f"plans {planned:,} trials (num_samples x grid points x seeds), more than the "
+                          f"{MAX_TRIALS:,} one sweep may hold; shrink the search or split the sweep", key="search")
     metric = raw.get("metric", "train/loss")
     if not isinstance(metric, str):
         raise ConfigError(f"must be a metric name such as val/loss, got {metric!r}", key="metric")
@@ -284,36 +307,57 @@ def _build(raw: Mapping[str, Any], *, base_dir: Path, source: str | None, extra_
     max_failures = _int(raw.get("max_failures", 2), "max_failures", allow_zero=True)
     asha = _scheduler(raw.get("scheduler"))
     storage = raw.get("storage", "sweeps")
-    if not isinstance(storage, str) or not storage:
+    if not isinstance(storage, str) or not storage or "\0" in storage:
         raise ConfigError(f"must be a directory path, got {storage!r}", key="storage")
     if "://" in storage:
         raise ConfigError(f"'{storage}' is a URI; sweeps need a local or shared (e.g. NFS) filesystem path that "
                           "every node can write, because each trial writes its mfcf run directory there",
                           key="storage")
     name = raw.get("name") or default_name
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+    if not isinstance(name, str) or not name or "/" in name or "\0" in name or name.startswith("."):
         raise ConfigError(f"must be a plain directory name, got {name!r}", key="name")
 
     sweep = Sweep(experiment, list(seeds), search, _settings(search, num_samples, search_seed), num_samples,
                   search_seed, metric, mode, resources, max_concurrent, max_failures, asha,
-                  str(Path(storage).expanduser().resolve()), name, source)
+                  str(_expanded(storage, "storage").resolve()), name, source)
     _check_devices(sweep)
     if check:
+        check_storage(sweep.directory)
         check_trials(sweep)
     return sweep
 
 
+def check_storage(directory: Path) -> None:
+    """Check, creating nothing, that the sweep directory can be made: the nearest existing of
+    it and its parents must be a directory this process may write in."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"'{existing}' is a file, so the sweep directory '{directory}' cannot be made; choose "
+                          "another storage=... or name=...", key="storage")
+    if existing != directory and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write in '{existing}', so the sweep directory '{directory}' cannot be made; "
+                          "choose a writable storage=...", key="storage")
+
+
 def _experiment(spec: Any, base_dir: Path, overrides: Sequence[str]) -> dict[str, Any]:
+    path = _expanded(spec, "experiment") if isinstance(spec, str) else None
     try:
-        if isinstance(spec, str):
-            path = Path(spec).expanduser()
-            path = path if path.is_absolute() else base_dir / path
-            return load_config(path, overrides)
+        if path is not None:
+            return load_config(path if path.is_absolute() else base_dir / path, overrides)
         if isinstance(spec, Mapping):
             return load_config(base=spec, overrides=overrides)
     except MfcfError as exc:
         raise ConfigError(f"the experiment is not valid: {type(exc).__name__}: {exc}", key="experiment") from None
     raise ConfigError(f"must be a path or a mapping, got {spec!r}", key="experiment")
+
+
+def _expanded(text: str, key: str) -> Path:
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~name of no user
+        raise ConfigError(f"'{text}' starts with ~ but names no user this machine knows", key=key) from None
 
 
 def _search(raw: Any) -> dict[str, Space]:
@@ -339,6 +383,9 @@ def _search(raw: Any) -> dict[str, Space]:
             raise ConfigError(f"unknown search space '{kind}'{hint} (one of {', '.join(SPACES)})", key=where)
         if not isinstance(args, list) or not args:
             raise ConfigError(f"{kind} needs a non-empty list, got {args!r}", key=where)
+        twice = [a for i, a in enumerate(args) if a in args[:i]] if kind == "grid" else []
+        if twice:
+            raise ConfigError(f"the grid holds {twice[0]!r} twice: the same setting would run twice", key=where)
         if kind in ("uniform", "loguniform"):
             if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args) \
                     or not args[0] < args[1]:
@@ -433,13 +480,11 @@ def _check_metric(metric: str, resolved: Any, asha: bool) -> None:
 
 
 def apply_values(config: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with dotted ``values`` set (e.g. ``{'facets.0.n_clusters': 5}``), stage-1 checked."""
+    """``config`` with dotted ``values`` set as overrides set them (a mapping replaces a section, a
+    switched component drops the old one's options: :func:`mfcf.config.set_value`), stage-1 checked."""
     cfg = OmegaConf.create(dict(config))
     for key, value in values.items():
-        try:
-            OmegaConf.update(cfg, key, value, merge=True, force_add=True)
-        except (OmegaConfBaseException, IndexError, ValueError) as exc:
-            raise ConfigError(f"cannot set {key}={value!r}: {exc}", key=key) from None
+        set_value(cfg, key, value, source=f"{key}={value!r}")
     return load_config(base=OmegaConf.to_container(cfg, resolve=True))
 
 

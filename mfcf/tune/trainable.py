@@ -32,7 +32,7 @@ from ..engine.rundir import RunDir
 from ..engine.summary import flatten_evaluation, last_logged
 from ..engine.trainer import resume, train
 from ..errors import ConfigError
-from .results import TRIAL_FILE
+from .results import TRIAL_FILE, read_json
 from .spec import apply_values
 
 #: Files of a run directory that a Tune checkpoint carries (TensorBoard files stay out).
@@ -50,7 +50,7 @@ def train_trial(config: dict[str, Any], plan: dict[str, Any]) -> None:
         values["trainer.threads"] = max(1, int(plan["cpu"]))  # torch would otherwise use every core of the node
     experiment = apply_values(plan["experiment"], values)
     resolved = resolve(experiment)
-    last_epoch = resolved.trainer.epochs - 1 if resolved.classes["model"].trains_by_gradient else None
+    last_epoch = resolved.trainer.epochs_to_run - 1 if resolved.classes["model"].trains_by_gradient else None
     staging = trial_dir / ".checkpoint-staging"
 
     def report(row: dict[str, Any], run: RunDir) -> None:
@@ -60,7 +60,7 @@ def train_trial(config: dict[str, Any], plan: dict[str, Any]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
     if _finished(trial_dir, run_dir):  # done before the driver stopped, but Tune had not recorded it
-        _write_json(trial_dir / TRIAL_FILE, _bump(_read_json(trial_dir / TRIAL_FILE), "reported_again"))
+        _write_json(trial_dir / TRIAL_FILE, _bump(read_json(trial_dir / TRIAL_FILE), "reported_again"))
         tune.report({**_final_metrics(RunDir(run_dir), plan["metric"]), "already_finished": 1.0})
         return
     checkpoint = tune.get_checkpoint()
@@ -84,7 +84,7 @@ def train_trial(config: dict[str, Any], plan: dict[str, Any]) -> None:
 
 def _finished(trial_dir: Path, run_dir: Path) -> bool:
     run = RunDir(run_dir)
-    return (_read_json(trial_dir / TRIAL_FILE).get("status") == "completed" and run.final_model.is_file()
+    return (read_json(trial_dir / TRIAL_FILE).get("status") == "completed" and run.final_model.is_file()
             and run.evaluation("test").is_file())
 
 
@@ -130,7 +130,7 @@ def _restore(snapshot: Path, run_dir: Path) -> None:
 
 def _update_trial_file(trial_dir: Path, trial: dict[str, Any], restored: bool) -> dict[str, Any]:
     """Record this attempt in ``<trial dir>/trial.json`` (attempts count, where it ran)."""
-    info = _read_json(trial_dir / TRIAL_FILE)
+    info = read_json(trial_dir / TRIAL_FILE)
     info.update(trial=trial["name"], setting=trial["label"], values=trial["values"], seed=trial["seed"],
                 trial_id=tune.get_context().get_trial_id(), attempts=info.get("attempts", 0) + 1,
                 host=socket.gethostname(), pid=os.getpid(), status="running")
@@ -139,10 +139,6 @@ def _update_trial_file(trial_dir: Path, trial: dict[str, Any], restored: bool) -
         info["restored_from_checkpoint"].append(info["attempts"])
     _write_json(trial_dir / TRIAL_FILE, info)
     return info
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _bump(info: dict[str, Any], key: str) -> dict[str, Any]:

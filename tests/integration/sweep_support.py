@@ -64,6 +64,13 @@ def mfcf(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.Co
                           timeout=timeout)
 
 
+def mfcf_script(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """The installed ``mfcf`` console script run from ``cwd``, as a user runs it (``python -m``
+    would put ``cwd`` on the driver's own sys.path)."""
+    script = Path(sys.executable).with_name("mfcf")
+    return subprocess.run([str(script), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+
+
 def mfcf_background(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen:
     """The CLI in its own process group (so the test can SIGKILL it and everything it started)."""
     return subprocess.Popen([sys.executable, "-m", "mfcf.cli", *args], stdout=open(log, "w"),
