@@ -99,8 +99,8 @@ def image_axis(batch: int, width: float, sizes: list[int], n_images: int) -> lis
                "epoch": 300, "ladder": "ladder_fc (paper MNIST)"}]
     for size in sizes:
         cfg = mfcf.load_config(SVHN, ["data.name=shapes_procedural", f"data.image_size={size}",
-                                      f"data.n_train={n_images}", f"data.n_test={n_images}", "trainer.device=cpu",
-                                      f"encoder.width={width}", f"decoder.width={width}"])
+                                      f"data.n_train={n_images}", f"data.n_test={n_images}", f"data.batch_size={batch}",
+                                      "trainer.device=cpu", f"encoder.width={width}", f"decoder.width={width}"])
         points.append({"label": f"3x{size}x{size} conv", "x": 3 * size * size, "cfg": cfg, "batch": batch,
                        "input_shape": [3, size, size], "epoch": 200,
                        "ladder": f"ladder_conv (paper SVHN) width {width}"})

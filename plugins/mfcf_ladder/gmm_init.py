@@ -4,7 +4,7 @@
   diagonal scikit-learn ``GaussianMixture`` per facet, fitted to the posterior means of the
   whole training split.
 * :func:`data_dependent_init` -- the data-dependent initialisation of §5.2, done so that it
-  also takes effect on weight-normalised layers (fixes §9 D3).
+  also takes effect on weight-normalised layers (fixes §9 D3), or exactly as the official code.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ _INIT_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 
 @torch.no_grad()
 def data_dependent_init(module: nn.Module, forward: Callable[[], object], *, scale: float = 0.1,
-                        eps: float = 1e-5) -> None:
+                        eps: float = 1e-5, official: bool = False) -> None:
     """Data-dependent initialisation of every Linear / (transposed) conv in ``module`` (§5.2).
 
     Weights (``v`` of weight-normalised layers) are redrawn Kaiming-normal, biases zeroed; then
@@ -99,35 +99,43 @@ def data_dependent_init(module: nn.Module, forward: Callable[[], object], *, sca
     per unit / channel, mean 0 and standard deviation ``scale`` on that batch, and passes the
     corrected output on. Weight-normalised layers are rescaled through their gain ``g`` so the
     change persists (the official code loses it, §9 D3).
+
+    ``official`` reproduces the official initialisation instead: the output variance is the
+    unbiased one, and a weight-normalised layer keeps the weight it had (its Kaiming draw is
+    made and thrown away, and its rescaling is lost), so only its new bias -- computed from the
+    output of the old weight -- persists (§5.2 step 3, §9 D3). The official code's extra forward
+    pass before this one is the caller's (:meth:`MFCVAEModel.data_init`).
     """
     layers = [m for m in module.modules() if isinstance(m, _INIT_LAYERS)]
     for layer in layers:
-        if nn.utils.parametrize.is_parametrized(layer, "weight"):
+        if not nn.utils.parametrize.is_parametrized(layer, "weight"):
+            nn.init.kaiming_normal_(layer.weight)
+        elif official:
+            nn.init.kaiming_normal_(torch.empty_like(layer.weight))  # drawn, then lost (D3)
+        else:
             originals = layer.parametrizations.weight
             nn.init.kaiming_normal_(originals.original1)
             dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
             others = [d for d in range(originals.original1.dim()) if d != dim]
             originals.original0.copy_(torch.linalg.vector_norm(originals.original1, dim=others, keepdim=True))
-        else:
-            nn.init.kaiming_normal_(layer.weight)
         if layer.bias is not None:
             layer.bias.zero_()
 
     def hook(layer: nn.Module, _inputs, output: Tensor) -> Tensor:
         channel = 1
         dims = [d for d in range(output.dim()) if d != channel]
-        mean, var = output.mean(dims), output.var(dims, unbiased=False)
+        mean, var = output.mean(dims), output.var(dims, unbiased=official)
         factor = scale / torch.sqrt(var + eps)
         shape = [1] * output.dim()
         shape[channel] = -1
         out_dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
         w_shape = [1] * layer.weight.dim()
         w_shape[out_dim] = -1
-        if nn.utils.parametrize.is_parametrized(layer, "weight"):
+        if not nn.utils.parametrize.is_parametrized(layer, "weight"):
+            layer.weight.mul_(factor.view(w_shape))
+        elif not official:
             gain = layer.parametrizations.weight.original0
             gain.mul_(factor.view(gain.shape))
-        else:
-            layer.weight.mul_(factor.view(w_shape))
         if layer.bias is not None:
             layer.bias.copy_((layer.bias - mean) * factor)
         return (output - mean.view(shape)) * factor.view(shape)

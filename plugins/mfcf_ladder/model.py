@@ -27,6 +27,7 @@ from .gmm_init import BN_MODES, data_dependent_init, encode_means, fit_gmm
 
 ASSIGNMENTS = ("mean", "analytic")
 GMM_FITS = ("means", "means_variances", "all")
+DATA_INIT_MODES = ("fixed", "official")
 
 
 @dataclasses.dataclass
@@ -68,7 +69,16 @@ class MFCVAEModelConfig:
 
     * ``data_init`` -- before epoch 0, redraw every Linear / conv Kaiming-normal and rescale it
       on the first ``data_init_examples`` training examples so each unit's output has mean 0
-      and std ``data_init_scale``.
+      and std ``data_init_scale``;
+    * ``data_init_mode`` -- ``fixed`` (default): one forward pass in train mode (batch-norm
+      running statistics updated once), the biased output variance, and weight-normalised
+      layers rescaled through their gain, so the initialisation takes effect there too (fixes
+      §9 D3). ``official`` (the paper configs): what the official code does, for an identical
+      starting point -- a plain train-mode forward pass first (batch-norm running statistics
+      updated twice in all), the unbiased output variance, and weight-normalised layers keep
+      their PyTorch-default weights and only get a new bias, computed from those weights'
+      output (§5.2 step 3, D3 reproduced). With ``gmm_bn_mode: eval`` the GMM is then fitted
+      in the official latent space.
     """
 
     assignment: str = "mean"
@@ -84,10 +94,12 @@ class MFCVAEModelConfig:
     data_init: bool = False
     data_init_examples: int = 150
     data_init_scale: float = 0.1
+    data_init_mode: str = "fixed"
 
     def __post_init__(self) -> None:
         for key, value, valid in (("assignment", self.assignment, ASSIGNMENTS), ("gmm_fit", self.gmm_fit, GMM_FITS),
-                                  ("gmm_bn_mode", self.gmm_bn_mode, BN_MODES)):
+                                  ("gmm_bn_mode", self.gmm_bn_mode, BN_MODES),
+                                  ("data_init_mode", self.data_init_mode, DATA_INIT_MODES)):
             if value not in valid:
                 raise ConfigError(f"must be one of {', '.join(valid)}, got {value!r}", key=key)
         epochs = self.gmm_init_epoch if isinstance(self.gmm_init_epoch, (list, tuple)) else [self.gmm_init_epoch]
@@ -224,9 +236,11 @@ class MFCVAEModel(Model):
         """Data-dependent initialisation of encoder and decoder on ``images`` (§5.2).
 
         Runs in train mode with all coefficients 1, one posterior sample per example; batch-norm
-        running statistics are updated by this one pass (the official code makes two).
+        running statistics are updated by this one pass, or by two with ``data_init_mode:
+        official``, which first runs the official code's plain forward pass.
         """
         device = self._device()
+        official = self.config.data_init_mode == "official"
 
         def forward() -> None:
             zs = [q.rsample() for q in self.encoder(images.to(device))]
@@ -235,7 +249,11 @@ class MFCVAEModel(Model):
         was_training = self.training
         self.train()
         try:
-            data_dependent_init(nn.ModuleList([self.encoder, self.decoder]), forward, scale=self.config.data_init_scale)
+            if official:
+                with torch.no_grad():
+                    forward()
+            data_dependent_init(nn.ModuleList([self.encoder, self.decoder]), forward, scale=self.config.data_init_scale,
+                                official=official)
         finally:
             self.train(was_training)
 
