@@ -243,6 +243,9 @@ def load_stored(sweep_dir: str | Path) -> Sweep:
 def _apply_sweep_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     experiment: list[str] = []
     for text in overrides:
+        if text.startswith("~") and text[1:].partition(".")[0] in TOP_LEVEL:  # deletes an experiment key
+            experiment.append(text)
+            continue
         key, value = parse_override(text)
         head, _, rest = key.partition(".")
         if head in TOP_LEVEL:

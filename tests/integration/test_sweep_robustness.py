@@ -256,3 +256,14 @@ def test_a_search_value_switching_a_component_drops_its_options(capsys):
     assert cfg["schedule"] == {"name": "constant", "beta_z": 0.5}
     assert "dropped schedule.epochs_per_step" in capsys.readouterr().err
     assert apply_values(base, {"schedule": {"name": "constant"}})["schedule"] == {"name": "constant"}
+
+
+def test_sweep_overrides_may_replace_and_delete_experiment_keys(tmp_path):
+    from mfcf.tune import load_sweep
+
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump({"experiment": str(Path(__file__).parents[2] / "configs" / "shapes_mfcvae.yaml"),
+                                     "storage": str(tmp_path / "sweeps")}))
+    loaded = load_sweep(sweep, ["schedule={name: constant}", "~model.gmm_init_epoch", "trainer.epochs=3"])
+    assert loaded.experiment["schedule"] == {"name": "constant"}
+    assert "gmm_init_epoch" not in loaded.experiment["model"]
