@@ -107,14 +107,18 @@ def _sweep(args: argparse.Namespace) -> None:
         from .tune.runner import run_sweep  # imports Ray
 
         outcome = run_sweep(sweep, **launch)
+    from .tune.runner import failure_lines
+
     print(outcome.summary.markdown())
     print(f"written: {outcome.summary_files[0]} and {outcome.summary_files[1]}")
-    problems = [f"{len(outcome.failed)} trial(s) failed after all retries ({', '.join(outcome.failed)}; "
-                "see <trial>/error.txt in the sweep directory)"] if outcome.failed else []
+    problems = []
+    if outcome.failed:
+        problems += [f"{len(outcome.failed)} trial(s) failed after all retries:",
+                     *failure_lines(outcome.directory, outcome.failed)]
     if outcome.unfinished:
         problems.append(f"{len(outcome.unfinished)} trial(s) did not finish (the sweep was interrupted)")
     if problems:
-        raise TrainingError("; ".join(problems) + f".\n  Continue with: mfcf sweep --resume {outcome.directory}")
+        raise TrainingError("\n".join(problems) + f"\n  Continue with: mfcf sweep --resume {outcome.directory}")
 
 
 def _plugins(args: argparse.Namespace) -> None:

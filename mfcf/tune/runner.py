@@ -115,14 +115,20 @@ def _restore_tuner(directory: Path, trainable: Any) -> tune.Tuner:
                           "unfinished ones start over") from None
 
 
-def _all_failed(directory: Path, failed: list[str], summary: Path) -> str:
-    """The error of a sweep whose every trial failed: each trial's exception and its error file."""
-    lines = [f"all {len(failed)} trials failed after all their retries:"]
+def failure_lines(directory: Path, failed: list[str]) -> list[str]:
+    """Two lines per failed trial (at most :data:`LISTED_FAILURES`): its exception and its error file."""
+    lines = []
     for name in failed[:LISTED_FAILURES]:
         error_file = directory / name / "error.txt"
         lines.append(f"  {name}: {_error_line(error_file)}\n    full error: {error_file}")
     if len(failed) > LISTED_FAILURES:
         lines.append(f"  ... and {len(failed) - LISTED_FAILURES} more (see <trial>/error.txt in {directory})")
+    return lines
+
+
+def _all_failed(directory: Path, failed: list[str], summary: Path) -> str:
+    """The error of a sweep whose every trial failed: each trial's exception and its error file."""
+    lines = [f"all {len(failed)} trials failed after all their retries:", *failure_lines(directory, failed)]
     lines.append(f"  The summary, every trial marked failed, is in {summary}. Fix the cause, then retry the trials "
                  f"with: mfcf sweep --resume {directory}")
     return "\n".join(lines)

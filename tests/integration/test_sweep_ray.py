@@ -144,7 +144,8 @@ def test_a_crashed_trial_is_retried_from_its_checkpoint(tmp_path, ray_tmp):
     assert "s002-seed0  crashed  (FileNotFoundError" in res.stdout
     assert "s002-seed0  FAILED" in res.stdout
     assert sum("  done  " in line for line in _trial_lines(res.stdout)) == 3  # s000, s001, s003
-    assert "TrainingError: 1 trial(s) failed after all retries (s002-seed0;" in res.stderr
+    assert "TrainingError: 1 trial(s) failed after all retries:\n  s002-seed0: FileNotFoundError" in res.stderr
+    assert "s002-seed0/error.txt" in res.stderr
     assert "Continue with: mfcf sweep --resume" in res.stderr
     assert "Traceback" not in res.stdout + res.stderr
 
