@@ -137,8 +137,8 @@ class Registry:
             frames.append(tb.tb_frame)
             tb = tb.tb_next
         for frame in reversed(frames):
-            owner = frame.f_locals.get("self")
-            entry = next((classes[c] for c in type(owner).__mro__ if c in classes), None) if owner is not None else None
+            owner = type(frame.f_locals.get("self"))  # NoneType where there is no `self`: in no registry
+            entry = next((classes[c] for c in owner.__mro__ if c in classes), None)
             if entry is not None:
                 return entry, frame.f_code.co_name
         return None

@@ -35,7 +35,7 @@ import torch
 import yaml
 
 from ..config import parse_yaml
-from ..errors import ConfigError, RunDirError
+from ..errors import RunDirError
 from .checkpoint import atomic_write_text
 from .lock import run_lock
 
@@ -71,7 +71,7 @@ class RunDir:
             except FileExistsError:
                 continue
             except OSError as exc:
-                raise unusable_folder(path, exc, "trainer.runs_dir") from None
+                raise unusable_folder(path, exc, RUNS_DIR_KEYS) from None
         raise RunDirError(f"cannot create a fresh run directory under '{runs_dir}'")  # pragma: no cover
 
     @classmethod
@@ -91,14 +91,12 @@ class RunDir:
         """Context manager holding this directory's writer lock (:func:`mfcf.engine.lock.run_lock`)."""
         return run_lock(self.path)
 
-    def remove_stale_temp_files(self) -> list[Path]:
+    def remove_stale_temp_files(self) -> None:
         """Delete the temp files a write killed mid-way left (``.<name>.<pid>.tmp``); call it only
-        while holding :meth:`lock`, when no other process can be writing. Returns what went."""
-        stale = [p for folder in (self.path, self.path / "checkpoints") if folder.is_dir()
-                 for p in folder.glob(".*.tmp") if p.is_file()]
-        for p in stale:
-            p.unlink(missing_ok=True)
-        return stale
+        while holding :meth:`lock`, when no other process can be writing."""
+        for folder in (self.path, self.path / "checkpoints"):
+            for p in folder.glob(".*.tmp") if folder.is_dir() else ():
+                p.unlink(missing_ok=True)
 
     def prepare(self, user: Mapping[str, Any], resolved: Mapping[str, Any], plugins: Sequence[Mapping[str, str]]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -166,17 +164,21 @@ def _read(path: Path, parse: Callable[[str], Any], kind: type, shape: str) -> An
         value = parse(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise damaged(path, f"it cannot be read ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, ValueError, ConfigError, csv.Error) as exc:
+    except (UnicodeDecodeError, ValueError, csv.Error) as exc:  # ValueError: ConfigError of parse_yaml too
         raise damaged(path, f"it does not parse as {shape} ({' '.join(str(exc).split())[:300]})") from None
     if not isinstance(value, kind):
         raise damaged(path, f"it should hold {shape}, not {type(value).__name__}")
     return value
 
 
+#: How errors name the setting that chose the runs folder.
+RUNS_DIR_KEYS = "trainer.runs_dir (or --run-dir)"
+
+
 def unusable_folder(path: Path, exc: OSError, key: str) -> RunDirError:
     """The error for a run folder that cannot be created or written."""
-    return RunDirError(f"cannot create or write '{path}' ({exc.strerror or exc}); set {key} (or --run-dir) "
-                       "to a writable folder on a real filesystem")
+    return RunDirError(f"cannot create or write '{path}' ({exc.strerror or exc}); set {key} to a writable folder "
+                       "on a real filesystem")
 
 
 def check_writable_folder(path: str | Path, key: str) -> None:
@@ -186,15 +188,14 @@ def check_writable_folder(path: str | Path, key: str) -> None:
     path = Path(path).absolute()
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
-        raise RunDirError(f"'{existing}' is a file, so '{path}' cannot be a folder; set {key} (or --run-dir) "
-                          "to a folder")
+        raise RunDirError(f"'{existing}' is a file, so '{path}' cannot be a folder; set {key} to a folder")
     stat = os.statvfs(existing)
     problem = ("is on a read-only filesystem" if stat.f_flag & os.ST_RDONLY else
                "is on a pseudo filesystem (no storage)" if stat.f_blocks == 0 else
                "is not writable" if not os.access(existing, os.W_OK | os.X_OK) else None)
     if problem:
-        raise RunDirError(f"'{existing}' {problem}, so '{path}' cannot be written; set {key} (or --run-dir) "
-                          "to a writable folder on a real filesystem")
+        raise RunDirError(f"'{existing}' {problem}, so '{path}' cannot be written; set {key} to a writable "
+                          "folder on a real filesystem")
 
 
 def _mfcf_version() -> str:
@@ -208,11 +209,12 @@ def default_run_name(config: Mapping[str, Any]) -> str:
     return name or f"{config['model']['name']}-{config['data']['name']}"
 
 
-def ensure_absent(path: Path) -> None:
-    """Raise unless ``path`` is missing or an empty folder (where a fresh run may go)."""
+def ensure_absent(path: Path, *, ignore: Sequence[str] = ()) -> None:
+    """Raise unless ``path`` is missing or a folder holding nothing but the names in ``ignore``
+    (where a fresh run may go)."""
     if path.exists() and not path.is_dir():
         raise RunDirError(f"--run-dir '{path}' is a file; pass a new or empty folder")
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and any(p.name not in ignore for p in path.iterdir()):
         raise RunDirError(f"run directory '{path}' exists and is not empty; pass a new --run-dir or use --resume")
 
 

@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-
 from ..errors import ConfigError
 from .checkpoint import atomic_write_text
 from .metrics import METRIC_TITLES, METRICS

@@ -35,7 +35,8 @@ from .checkpoint import (CHECKPOINT_FORMAT, TRAINING_KEYS, WEIGHTS_KEYS, Checkpo
                          rng_state, save_checkpoint, set_rng_state)
 from .evaluation import evaluate_experiment, resolve_stored
 from .lock import LOCK_NAME, ensure_unlocked
-from .rundir import RunDir, check_writable_folder, damaged, default_run_name, ensure_absent, unusable_folder
+from .rundir import (RUNS_DIR_KEYS, RunDir, check_writable_folder, damaged, default_run_name, ensure_absent,
+                     unusable_folder)
 from .summary import flatten_evaluation
 
 
@@ -260,7 +261,8 @@ class Trainer:
                     model.on_epoch_start(epoch, exp.train)
                 model.train()
                 bar = tqdm(total=len(exp.train), initial=min(step * self.batch_size, len(exp.train)), unit="ex",
-                           desc=f"epoch {epoch + 1}/{cfg.epochs_to_run}", disable=self.quiet, leave=False, dynamic_ncols=True)
+                           desc=f"epoch {epoch + 1}/{cfg.epochs_to_run}", disable=self.quiet, leave=False,
+                           dynamic_ncols=True)
                 started = time.perf_counter()
                 first_step = step
                 for x in batches.epoch(epoch, step):
@@ -371,13 +373,13 @@ def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = (),
         ensure_absent(Path(run_dir))
         check_writable_folder(run_dir, "--run-dir")
     else:
-        check_writable_folder(resolved.trainer.runs_dir, "trainer.runs_dir")
+        check_writable_folder(resolved.trainer.runs_dir, RUNS_DIR_KEYS)
     experiment = build(resolved)
     run, created = _new_run_dir(experiment, run_dir)
     try:
         with run.lock():
             if run_dir is not None:  # another process may have filled it since the check above
-                ensure_absent_but_lock(run.path)
+                ensure_absent(run.path, ignore=[LOCK_NAME])
             run.prepare(user, experiment.config, experiment.resolved.registry.providers())
             if not quiet:
                 tqdm.write(f"run directory: {run.path}")
@@ -426,10 +428,3 @@ def resume(run_dir: str | Path, *, quiet: bool = False, on_epoch_end: EpochCallb
         Trainer(experiment, run, quiet=quiet, on_epoch_end=on_epoch_end).fit()
     return run.path
 
-
-def ensure_absent_but_lock(path: Path) -> None:
-    """Raise unless ``path`` holds nothing but its lock file."""
-    others = sorted(p.name for p in path.iterdir() if p.name != LOCK_NAME)
-    if others:
-        raise RunDirError(f"run directory '{path}' was filled by another process ({', '.join(others[:3])}); "
-                          "pass a new --run-dir or use --resume")

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.checkpoint import atomic_write_text
-from ..errors import RunDirError
 from ..engine.evaluation import cluster_probabilities, evaluate_experiment, load_trained, selection_note
+from ..errors import RunDirError
 from .context import ReportContext, ReportOptions
 from .curves import curves_section
 from .examples import top_examples_section

@@ -40,7 +40,8 @@ def scores_section(ctx: ReportContext) -> Section:
              "(surplus clusters, or surplus classes when K is smaller, count as errors); many-to-one accuracy "
              "maps each cluster to its majority class, as the MFCVAE paper reports it, and grows with K; "
              "weighted accuracy is that mapping's accuracy averaged over the true classes (the paper's weighted "
-             "accuracy for SVHN and 3DShapes). Bold rows: the facet-factor pairs of the one-to-one matching on the NMI matrix below.")
+             "accuracy for SVHN and 3DShapes). Bold rows: the facet-factor pairs of the one-to-one matching on "
+             "the NMI matrix below.")
     fragment = (table(header, rows, bold_rows=bold) + f"<ul class='matching'>{matching}</ul>"
                 + f"<p class='note'><b>Model selection:</b> {html.escape(result.get('selection', 'not recorded'))}</p>")
     return Section(title, intro, html=fragment)
