@@ -71,6 +71,10 @@ class Model(Component, nn.Module):
     def on_epoch_start(self, epoch: int, train: DataSplit) -> None:
         """Hook run before the first step of every epoch (resumed runs skip epochs already begun)."""
 
+    def on_epoch_end(self, epoch: int, train: DataSplit) -> None:
+        """Hook run after the last step of every epoch, before its validation scores and its
+        checkpoint (which therefore hold what the hook changed)."""
+
     def compile_training(self, mode: str) -> None:
         """Compile the tensor work of :meth:`training_loss` with ``torch.compile(mode=mode)``
         (``trainer.compile``), called once before the first step.

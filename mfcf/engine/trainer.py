@@ -287,6 +287,7 @@ class Trainer:
                         save(epoch, step)
                 bar.close()
                 seconds = time.perf_counter() - started
+                model.on_epoch_end(epoch, exp.train)
                 train_seconds += time.perf_counter() - epoch_started
                 self._check_finite(sums, steps_per_epoch)
                 row: dict[str, Any] = {"epoch": epoch, "global_step": global_step}

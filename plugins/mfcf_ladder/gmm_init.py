@@ -79,10 +79,11 @@ def encode_means(encoder: nn.Module, images: Tensor, *, chunk_size: int, bn_mode
 
 
 def fit_gmm(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
-            n_init: int = 1) -> GaussianMixture:
-    """scikit-learn's diagonal Gaussian mixture (k-means init); ``n_init`` restarts, the best
-    likelihood kept (1: scikit-learn's default, as the official code)."""
-    return GaussianMixture(n_components=n_clusters, covariance_type="diag", n_init=n_init,
+            n_init: int = 1, covariance_type: str = "diag") -> GaussianMixture:
+    """scikit-learn's Gaussian mixture (k-means init; diagonal covariances as the official code,
+    or ``full``); ``n_init`` restarts, the best likelihood kept (1: scikit-learn's default, as
+    the official code)."""
+    return GaussianMixture(n_components=n_clusters, covariance_type=covariance_type, n_init=n_init,
                            random_state=random_state).fit(features)
 
 

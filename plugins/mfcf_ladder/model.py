@@ -27,6 +27,7 @@ from .gmm_init import BN_MODES, data_dependent_init, encode_means, fit_gmm
 
 ASSIGNMENTS = ("mean", "analytic")
 GMM_FITS = ("means", "means_variances", "all")
+GMM_COVARIANCES = ("diag", "full")
 DATA_INIT_MODES = ("fixed", "official")
 
 
@@ -49,8 +50,19 @@ class MFCVAEModelConfig:
       own epoch, e.g. ``[10, 5]`` under a progressive schedule that trains facet 1 alone for 5
       epochs: each facet's mixture is then fitted to means its encoder rung has learned,
       instead of to the untrained encoder's;
+    * ``gmm_refit_epochs`` -- epochs at whose end every facet whose mixture has already been
+      fitted is fitted again to the current posterior means (not in the paper; default none),
+      before the epoch's validation scores and checkpoint. A refit copies means and
+      covariances (and weights with ``gmm_fit: all``): clusters the prior lost during training
+      are placed on the data again and the spread the rung has learned is kept. The last epoch
+      (``epochs - 1``) with ``gmm_bn_mode: eval`` fits the final mixture in the space the
+      clusters are assigned in (eval-mode batch norm); training after a refit moves the
+      priors back towards the train-mode means;
     * ``gmm_fit`` -- what to copy: ``means`` (faithful; variances set to ``gmm_variance``,
       weights untouched), ``means_variances``, or ``all`` (means, variances and weights);
+    * ``gmm_covariance`` -- the fitted mixture's covariances: ``diag`` (faithful) or ``full``;
+      full matrices are copied exactly into ``covariance: full`` priors (their diagonals into
+      diagonal ones) wherever variances are copied (``means_variances``, ``all``, refits);
     * ``gmm_variance`` -- the variance of every cluster after ``gmm_fit: means`` (paper 0.01);
     * ``gmm_bn_mode`` -- batch norm while encoding (§9, D13): ``train`` (default: batch
       statistics of ``gmm_chunk_size`` chunks, the regime training sees next; running stats
@@ -84,7 +96,9 @@ class MFCVAEModelConfig:
     assignment: str = "mean"
     gmm_init: bool = True
     gmm_init_epoch: Any = 0  # int, or a list with one epoch per facet
+    gmm_refit_epochs: list[int] = dataclasses.field(default_factory=list)
     gmm_fit: str = "means"
+    gmm_covariance: str = "diag"
     gmm_variance: float = 0.01
     gmm_bn_mode: str = "train"
     gmm_chunk_size: int = 512
@@ -99,7 +113,8 @@ class MFCVAEModelConfig:
     def __post_init__(self) -> None:
         for key, value, valid in (("assignment", self.assignment, ASSIGNMENTS), ("gmm_fit", self.gmm_fit, GMM_FITS),
                                   ("gmm_bn_mode", self.gmm_bn_mode, BN_MODES),
-                                  ("data_init_mode", self.data_init_mode, DATA_INIT_MODES)):
+                                  ("data_init_mode", self.data_init_mode, DATA_INIT_MODES),
+                                  ("gmm_covariance", self.gmm_covariance, GMM_COVARIANCES)):
             if value not in valid:
                 raise ConfigError(f"must be one of {', '.join(valid)}, got {value!r}", key=key)
         epochs = self.gmm_init_epoch if isinstance(self.gmm_init_epoch, (list, tuple)) else [self.gmm_init_epoch]
@@ -108,6 +123,11 @@ class MFCVAEModelConfig:
                 raise ConfigError(f"must be an epoch number or a list of them, got {self.gmm_init_epoch!r}",
                                   key="gmm_init_epoch")
             positive(epoch, "gmm_init_epoch", allow_zero=True)
+        for epoch in self.gmm_refit_epochs:
+            if isinstance(epoch, bool) or not isinstance(epoch, int):
+                raise ConfigError(f"must be a list of epoch numbers, got {self.gmm_refit_epochs!r}",
+                                  key="gmm_refit_epochs")
+            positive(epoch, "gmm_refit_epochs", allow_zero=True)
         positive(self.gmm_variance, "gmm_variance")
         positive(self.gmm_chunk_size, "gmm_chunk_size")
         positive(self.gmm_seed, "gmm_seed", allow_zero=True, allow_none=True)
@@ -164,6 +184,10 @@ class MFCVAEModel(Model):
             raise ConfigError(f"{config.gmm_init_epoch} would initialise a prior at epoch {max(self._gmm_epochs)}, "
                               f"but the run has only {schedule.epochs} epochs (0-{schedule.epochs - 1}); lower it, "
                               "or set model.gmm_init=false to keep the priors as constructed", key="gmm_init_epoch")
+        late = [epoch for epoch in config.gmm_refit_epochs if epoch >= schedule.epochs]
+        if late:
+            raise ConfigError(f"refit epoch(s) {late} lie beyond the run's {schedule.epochs} epochs "
+                              f"(0-{schedule.epochs - 1}); lower them or drop them", key="gmm_refit_epochs")
         self.gmm_done = [False] * len(facets)  # per facet: its mixture has been fitted
         self._compiled_elbo: Optional[Callable[..., LossOutput]] = None
 
@@ -232,6 +256,11 @@ class MFCVAEModel(Model):
         if cfg.gmm_init and due:
             self.gmm_init(train.images, facets=due)
 
+    def on_epoch_end(self, epoch: int, train: DataSplit) -> None:
+        fitted = [j for j, done in enumerate(self.gmm_done) if done]
+        if self.config.gmm_init and epoch in self.config.gmm_refit_epochs and fitted:
+            self.gmm_init(train.images, facets=fitted, refit=True)
+
     def data_init(self, images: Tensor) -> None:
         """Data-dependent initialisation of encoder and decoder on ``images`` (§5.2).
 
@@ -258,10 +287,10 @@ class MFCVAEModel(Model):
             self.train(was_training)
 
     @torch.no_grad()
-    def gmm_init(self, images: Tensor, facets: Sequence[int] | None = None) -> None:
-        """Fit a diagonal GMM per facet (``facets``; default: all) to the posterior means of
-        ``images`` and copy it into the priors (what is copied: ``gmm_fit``). Deterministic
-        given ``gmm_seed``."""
+    def gmm_init(self, images: Tensor, facets: Sequence[int] | None = None, *, refit: bool = False) -> None:
+        """Fit a GMM per facet (``facets``; default: all) to the posterior means of ``images``
+        and copy it into the priors (what is copied: ``gmm_fit``; a ``refit`` copies at least
+        means and covariances, which are ``gmm_covariance``). Deterministic given ``gmm_seed``."""
         cfg = self.config
         seed = cfg.gmm_seed if cfg.gmm_seed is not None else torch.initial_seed() % 2**32
         random_state = np.random.RandomState(seed)
@@ -274,11 +303,11 @@ class MFCVAEModel(Model):
         for j in chosen_facets:
             prior, facet, feats = self.priors[j], self.facets[j], features[j]
             with threadpool_limits(limits=torch.get_num_threads()):  # scikit-learn's pools busy-wait on shared cores
-                gmm = fit_gmm(feats, facet.n_clusters, random_state, cfg.gmm_n_init)
+                gmm = fit_gmm(feats, facet.n_clusters, random_state, cfg.gmm_n_init, cfg.gmm_covariance)
             means = torch.from_numpy(gmm.means_)
-            if cfg.gmm_fit == "means":
+            if cfg.gmm_fit == "means" and not refit:
                 prior.initialise(means, torch.full_like(means, cfg.gmm_variance))
-            elif cfg.gmm_fit == "means_variances":
+            elif cfg.gmm_fit != "all":
                 prior.initialise(means, torch.from_numpy(gmm.covariances_))
             else:
                 prior.initialise(means, torch.from_numpy(gmm.covariances_), torch.from_numpy(gmm.weights_))

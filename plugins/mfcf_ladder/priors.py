@@ -212,18 +212,37 @@ class MoGPrior(FacetPrior):
 
     @torch.no_grad()
     def initialise(self, means: Tensor, variances: Tensor | None = None, weights: Tensor | None = None) -> None:
-        """Set means (K, D); optionally diagonal variances (K, D) and weights (K,).
+        """Set means (K, D); optionally covariances and weights (K,).
 
-        A ``full`` prior gets a diagonal Sigma (Cholesky diagonal sqrt(variances), zero lower
-        triangle). Arguments left as ``None`` keep their current values; variances at or below
-        ``min_variance`` are set just above it.
+        ``variances`` is either diagonal variances (K, D) -- a ``full`` prior then gets a
+        diagonal Sigma (Cholesky diagonal sqrt(variances), zero lower triangle) -- or full
+        covariance matrices (K, D, D): a ``full`` prior takes them exactly (through their
+        Cholesky factors), a ``diag`` prior their diagonals. Arguments left as ``None`` keep
+        their current values; variances at or below ``min_variance`` are set just above it.
         """
         self.means.copy_(self._checked(means, (self.n_clusters, self.latent_dim), "means"))
-        if variances is not None:
+        if variances is not None and torch.as_tensor(variances).dim() == 3:
+            covariances = self._checked(variances, (self.n_clusters, self.latent_dim, self.latent_dim), "covariances")
+            if self.full:
+                self.set_covariances(covariances)
+            else:
+                self.set_variances(torch.diagonal(covariances, dim1=-2, dim2=-1))
+        elif variances is not None:
             self.set_variances(self._checked(variances, (self.n_clusters, self.latent_dim), "variances"))
         if weights is not None:
             weights = self._checked(weights, (self.n_clusters,), "weights")
             self.logits.copy_(weights.clamp_min(torch.finfo(weights.dtype).tiny).log())
+
+    @torch.no_grad()
+    def set_covariances(self, covariances: Tensor) -> None:
+        """Make Sigma_c = covariances_c (K, D, D, symmetric positive definite) in a ``full``
+        prior, through L_c = cholesky(Sigma_c) computed in float64; a Cholesky diagonal at or
+        below sqrt(min_variance) is set just above it."""
+        L = torch.linalg.cholesky(covariances.to(torch.float64))
+        excess = (torch.diagonal(L, dim1=-2, dim2=-1) - math.sqrt(self.min_variance)).clamp_min(1e-12)
+        self.raw_diag.copy_(inverse_softplus(excess, self.beta).to(self.raw_diag.dtype))
+        rows, cols = torch.tril_indices(self.latent_dim, self.latent_dim, offset=-1)
+        self.raw_lower.copy_(L[:, rows, cols].to(self.raw_lower.dtype))
 
     @torch.no_grad()
     def set_variances(self, variances: Tensor) -> None:

@@ -253,6 +253,64 @@ def test_a_gmm_epoch_beyond_the_run_fails_at_build():
     make_model(model=dict(gmm_init_epoch=[3, 0], gmm_init=False))  # no initialisation: nothing to check
 
 
+def test_gmm_refit_epochs_refit_fitted_facets_with_their_spread():
+    x = DataSplit(blobs(60), {})
+    model = make_model(model=dict(gmm_init_epoch=[2, 0], gmm_refit_epochs=[1, 2], gmm_seed=0))
+    model.on_epoch_start(0, x)  # facet 1 fitted: means, variance gmm_variance
+    model.on_epoch_end(0, x)  # not a refit epoch
+    assert model.gmm_done == [False, True]
+    torch.testing.assert_close(model.priors[1].variances(), torch.full((3, 2), 0.01))
+    facet0 = model.priors[0].means.clone()
+    with torch.no_grad():
+        model.priors[1].means.add_(5.0)  # training moved the means away from the data
+    model.on_epoch_start(1, x)
+    assert model.priors[1].means.min() > 4.0
+    model.on_epoch_end(1, x)  # the refit puts facet 1 back on the data; facet 0 (not fitted) untouched
+    assert torch.equal(model.priors[0].means, facet0)
+    feats = model.encoder(x.images)[1].mean.double().detach().numpy()
+    gmm = GaussianMixture(3, covariance_type="diag", random_state=np.random.RandomState(0)).fit(feats)
+    np.testing.assert_allclose(model.priors[1].means.detach().numpy(), gmm.means_, rtol=1e-5, atol=1e-6)
+    # a refit keeps the spread of the data (gmm_fit: means alone would reset it to gmm_variance)
+    np.testing.assert_allclose(model.priors[1].variances().detach().numpy(), gmm.covariances_, rtol=1e-4)
+    model.on_epoch_start(2, x)  # facet 0's first fit ...
+    assert model.gmm_done == [True, True]
+    torch.testing.assert_close(model.priors[0].variances(), torch.full((3, 2), 0.01))
+    model.on_epoch_end(2, x)  # ... and at the end of the epoch both facets' refit
+    assert not torch.allclose(model.priors[0].variances(), torch.full((3, 2), 0.01))
+
+
+def test_gmm_covariance_full_copies_full_matrices_into_full_priors():
+    x = blobs(90)
+    model = make_model(model=dict(gmm_fit="means_variances", gmm_covariance="full", gmm_seed=0))
+    # make_model's priors are diagonal: facet 1 gets a full one
+    full = MoGPrior(MoGPrior.Config(covariance="full"), latent_dim=2, n_clusters=3)
+    model.priors[1] = full
+    feats = [q.mean.double().detach().numpy() for q in model.encoder(x)]
+    model.gmm_init(x)
+    state = np.random.RandomState(0)
+    GaussianMixture(3, covariance_type="full", random_state=state).fit(feats[0])  # facet 0 first: same RNG stream
+    gmm = GaussianMixture(3, covariance_type="full", random_state=state).fit(feats[1])
+    np.testing.assert_allclose(full.covariances().detach().numpy(), gmm.covariances_, rtol=1e-4, atol=1e-7)
+    assert (full.covariances()[:, 0, 1].abs() > 0).all()  # off-diagonal terms arrive
+    diag = model.priors[0].covariances().detach()  # a diagonal prior keeps the diagonals
+    assert torch.equal(diag, torch.diag_embed(torch.diagonal(diag, dim1=-2, dim2=-1)))
+    with pytest.raises(ConfigError) as info:
+        MFCVAEModel.Config(gmm_covariance="spherical")
+    assert info.value.key == "gmm_covariance"
+
+
+def test_gmm_refit_epochs_are_checked():
+    with pytest.raises(ConfigError) as info:
+        make_model(model=dict(gmm_refit_epochs=[1, 3]))  # the run has epochs 0-2
+    assert info.value.key == "gmm_refit_epochs" and "[3]" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        MFCVAEModel.Config(gmm_refit_epochs=[1.5])
+    assert info.value.key == "gmm_refit_epochs"
+    with pytest.raises(ConfigError) as info:
+        MFCVAEModel.Config(gmm_refit_epochs=[-1])
+    assert info.value.key == "gmm_refit_epochs"
+
+
 def test_checkpoints_with_one_gmm_flag_for_all_facets_still_load():
     model = make_model()
     state = model.state_dict()

@@ -282,6 +282,20 @@ def test_initialise_from_gmm(covariance):
         prior.initialise(torch.zeros(D, K + 1))
 
 
+@pytest.mark.parametrize("covariance", COVARIANCES)
+def test_initialise_from_full_covariances(covariance):
+    """(K, D, D) covariances: a full prior takes them exactly, a diagonal prior their diagonals."""
+    D, K = 3, 4
+    A = torch.randn(K, D, D, generator=torch.Generator().manual_seed(0))
+    covariances = A @ A.transpose(-1, -2) + 0.1 * torch.eye(D)
+    prior = make_prior(covariance, D, K, min_variance=1e-6)
+    prior.initialise(torch.zeros(K, D), covariances)
+    expected = covariances if covariance == "full" else torch.diag_embed(torch.diagonal(covariances, dim1=-2, dim2=-1))
+    torch.testing.assert_close(prior.covariances(), expected, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="covariances"):
+        prior.initialise(torch.zeros(K, D), torch.zeros(K, D + 1, D + 1))
+
+
 def test_initialise_sets_fixed_weights_too():
     prior = make_prior(K=3, learn_weights=False)
     prior.initialise(torch.zeros(3, 3), weights=torch.tensor([0.5, 0.25, 0.25]))
