@@ -34,6 +34,9 @@ class Shapes3DConfig:
 
     * ``root``/``file`` -- where ``3dshapes.h5`` is (None searches ``$MFCF_DATA_DIR``, ``./data``);
     * ``image_size`` -- 32 (paper: bilinear from 64) or 64 (as stored);
+    * ``sampling`` -- ``grid`` only: the file holds every factor combination once, and the
+      selected ones are split as the paper split them (accepted so that a config keeps its
+      meaning when ``data.name`` switches to ``shapes_procedural``, whose default is ``random``);
     * ``test_fraction`` -- the paper's random 80/20 split of the selected images;
     * ``max_images`` -- keep a random subset of this many selected images (before splitting),
       for large selections: all 480,000 images at 32x32 are 5.9 GB as float32;
@@ -50,6 +53,7 @@ class Shapes3DConfig:
     shape: Optional[list[int]] = None
     orientation: Optional[list[int]] = None
     labels: Optional[list[str]] = None
+    sampling: str = "grid"
     test_fraction: float = 0.2
     max_images: Optional[int] = None
 
@@ -57,6 +61,9 @@ class Shapes3DConfig:
         positive(self.image_size, "image_size")
         if self.image_size > 64:
             raise ConfigError(f"3dshapes.h5 stores 64x64 images; got {self.image_size}", key="image_size")
+        if self.sampling != "grid":
+            raise ConfigError(f"must be grid: 3dshapes.h5 holds every factor combination once, so its images "
+                              f"cannot be drawn at random (got {self.sampling!r}); drop the key", key="sampling")
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"must lie strictly between 0 and 1, got {self.test_fraction}", key="test_fraction")
         positive(self.max_images, "max_images", allow_none=True)
