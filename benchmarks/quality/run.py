@@ -5,10 +5,15 @@
     python benchmarks/quality/run.py --report-only            # re-read finished sweeps, redo tables/plot
     python benchmarks/quality/run.py --smoke --out /tmp/q     # seconds: the CI version
 
-Each (dataset, method) pair of ``matrix.yaml`` becomes one sweep file under
-``<out>/sweeps/`` and runs with ``mfcf sweep`` (a private local Ray instance; ``--cpus`` CPUs,
-one per trial). A pair whose sweep finished is not run again; an interrupted one is continued
-with ``mfcf sweep --resume``. Then every trial's run directory is read and the script writes
+Each (dataset, method) pair of ``matrix.yaml`` is run with ``mfcf sweep`` (a private local Ray
+instance; ``--cpus`` CPUs, one per trial) over the seeds it still lacks. **The benchmark adds
+up across sessions:** as each trial finishes, its scores are written to
+``<out>/trials/<dataset>/<method>/seed<N>.json`` (with ``--commit`` also committed to git at
+once), and a seed with a stored record is never run again -- a long table is completed over
+several sessions, and an interrupted sweep loses at most its unfinished trials (its folder is
+resumed with ``mfcf sweep --resume`` next time). Seeds come from the matrix: ``seeds`` at the
+top, per dataset, or per method (``method: {config: PATH, seeds: [...]}``). From the stored
+records the script writes
 
 * ``<out>/quality.json`` -- one record per trial (scores of every facet against every factor on
   the test split, the validation matching, training time, the per-epoch validation curve);
@@ -32,6 +37,7 @@ import math
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,40 +70,102 @@ def experiment_of(path: str) -> Any:
     return yaml.safe_load(Path(file).read_text())[key]
 
 
+def method_config(spec: Any) -> str:
+    """The config path of a matrix method entry: ``PATH`` or ``{config: PATH, seeds: [...]}``."""
+    return spec["config"] if isinstance(spec, dict) else spec
+
+
+def wanted_seeds(matrix: dict, entry: dict, spec: Any) -> list[int]:
+    """The seeds of one (dataset, method): the method's own, else the dataset's, else the matrix's."""
+    for level in (spec if isinstance(spec, dict) else {}, entry, matrix):
+        if "seeds" in level:
+            return [int(s) for s in level["seeds"]]
+    raise ValueError("matrix.yaml names no seeds")
+
+
+def record_path(out: Path, dataset: str, method: str, seed: int) -> Path:
+    return out / "trials" / dataset / method / f"seed{seed}.json"
+
+
 def sweep_file(out: Path, dataset: str, method: str, matrix: dict, entry: dict, path: str,
-               extra: list[str]) -> Path:
-    overrides = [*matrix.get("overrides", []), *entry.get("data", []),
-                 *extra]
+               extra: list[str], seeds: list[int]) -> Path:
+    """The sweep file of one (dataset, method) over ``seeds``, named by them so that a folder
+    left by an interrupted sweep over the same seeds is resumed."""
+    overrides = [*matrix.get("overrides", []), *entry.get("data", []), *extra]
+    name = f"{dataset}-{method}-seeds-{'-'.join(map(str, seeds))}"
     spec = {
         "experiment": experiment_of(path),
         "overrides": overrides,
-        "seeds": list(matrix["seeds"]),
+        "seeds": seeds,
         # one setting per sweep: nothing is selected, the metric only heads the summary
         "metric": f"val/facet0/{entry['primary']}/nmi", "mode": "max",
         "resources": {"cpu": 1, "gpu": 0},
         "max_failures": 1,
         "storage": str(out / "sweeps"),
-        "name": f"{dataset}-{method}",
+        "name": name,
     }
-    target = out / "sweeps" / f"{dataset}-{method}.yaml"
+    target = out / "sweeps" / f"{name}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(spec, sort_keys=False))
     return target
 
 
-def run_sweep(file: Path, cpus: int) -> tuple[str, int, str]:
-    directory = file.with_suffix("")
-    if (directory / "summary.csv").is_file() and _all_completed(directory):
-        return file.stem, 0, "done already"
-    command = ([sys.executable, "-m", "mfcf.cli", "sweep", "--resume", str(directory)] if directory.is_dir()
-               else [sys.executable, "-m", "mfcf.cli", "sweep", str(file)])
-    proc = subprocess.run([*command, "--num-cpus", str(cpus), "--quiet"], capture_output=True, text=True)
-    return file.stem, proc.returncode, (proc.stdout + proc.stderr)[-2000:]
+class Pair:
+    """One (dataset, method) of the matrix: runs its missing seeds and stores each finished trial."""
+
+    def __init__(self, out: Path, dataset: str, method: str, entry: dict, seeds: list[int], commit: bool):
+        self.out, self.dataset, self.method, self.entry, self.seeds, self.commit = \
+            out, dataset, method, entry, seeds, commit
+
+    @property
+    def name(self) -> str:
+        return f"{self.dataset}-{self.method}"
+
+    def missing(self) -> list[int]:
+        return [s for s in self.seeds if not record_path(self.out, self.dataset, self.method, s).is_file()]
+
+    def harvest(self, directory: Path) -> None:
+        """Store every finished trial of ``directory`` that has no record yet."""
+        for trial_dir in sorted(directory.glob("*-seed*")):
+            if not (trial_dir / "trial.json").is_file():
+                continue
+            record = read_trial(trial_dir, self.entry["primary"])
+            if record is None or record["seed"] not in self.seeds:
+                continue
+            target = record_path(self.out, self.dataset, self.method, record["seed"])
+            if target.is_file():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps({"dataset": self.dataset, "method": self.method, **record}, indent=1))
+            if self.commit:
+                git_commit(target, f"quality benchmark: {self.name} seed {record['seed']}")
+
+    def run(self, file: Path, cpus: int) -> tuple[str, int, str]:
+        directory = file.with_suffix("")
+        command = ([sys.executable, "-m", "mfcf.cli", "sweep", "--resume", str(directory)] if directory.is_dir()
+                   else [sys.executable, "-m", "mfcf.cli", "sweep", str(file)])
+        with open(file.with_suffix(".log"), "w") as log:
+            proc = subprocess.Popen([*command, "--num-cpus", str(cpus), "--quiet"], stdout=log,
+                                    stderr=subprocess.STDOUT, text=True)
+            while proc.poll() is None:  # store trials as they land, not only when the sweep ends
+                time.sleep(HARVEST_EVERY_S)
+                self.harvest(directory)
+        self.harvest(directory)
+        left = self.missing()
+        code = proc.returncode if proc.returncode or not left else 1
+        tail = file.with_suffix(".log").read_text()[-2000:] + (f"\nno record for seeds {left}" if left else "")
+        return self.name, code, tail
 
 
-def _all_completed(directory: Path) -> bool:
-    trials = list(directory.glob("*/trial.json"))
-    return bool(trials) and all(json.loads(t.read_text()).get("status") == "completed" for t in trials)
+#: Seconds between looks for finished trials while a sweep runs.
+HARVEST_EVERY_S = 10
+
+
+def git_commit(path: Path, message: str) -> None:
+    """Commit ``path`` alone (other staged changes stay staged), so the record survives the session."""
+    repo = ["git", "-C", str(path.parent)]
+    subprocess.run([*repo, "add", "--", str(path)], check=True, capture_output=True)
+    subprocess.run([*repo, "commit", "--quiet", "-m", message, "--", str(path)], check=True, capture_output=True)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -145,14 +213,14 @@ def facet_per_factor(val: dict[str, Any]) -> dict[str, tuple[int, bool]]:
 
 
 def collect(out: Path, matrix: dict) -> list[dict[str, Any]]:
+    """The stored records of every (dataset, method, seed) the matrix asks for."""
     records = []
     for dataset, entry in matrix["datasets"].items():
-        for method in entry["methods"]:
-            directory = out / "sweeps" / f"{dataset}-{method}"
-            for trial_dir in sorted(directory.glob("*-seed*")):
-                record = read_trial(trial_dir, entry["primary"])
-                if record is not None:
-                    records.append({"dataset": dataset, "method": method, **record})
+        for method, spec in entry["methods"].items():
+            for seed in wanted_seeds(matrix, entry, spec):
+                path = record_path(out, dataset, method, seed)
+                if path.is_file():
+                    records.append(json.loads(path.read_text()))
     return records
 
 
@@ -266,7 +334,8 @@ def main() -> int:
     p.add_argument("--seeds", help="comma-separated seeds instead of the matrix's")
     p.add_argument("--cpus", type=int, default=2, help="CPUs for each sweep's private Ray instance")
     p.add_argument("--parallel", type=int, default=1, help="sweeps at once (each with --cpus)")
-    p.add_argument("--report-only", action="store_true", help="only read finished sweeps and write the report")
+    p.add_argument("--report-only", action="store_true", help="only read the stored trials and write the report")
+    p.add_argument("--commit", action="store_true", help="git-commit each trial's record as it is stored")
     p.add_argument("--smoke", action="store_true", help="a seconds-long run on the 8x8 digits (CI)")
     args = p.parse_args()
 
@@ -276,7 +345,8 @@ def main() -> int:
         matrix, extra = yaml.safe_load(args.matrix.read_text()), []
         base = args.matrix.resolve().parent
         for entry in matrix["datasets"].values():
-            entry["methods"] = {m: str((base / path).resolve()) for m, path in entry["methods"].items()}
+            entry["methods"] = {m: ({**spec, "config": str((base / spec["config"]).resolve())} if isinstance(spec, dict)
+                                    else str((base / spec).resolve())) for m, spec in entry["methods"].items()}
     if args.datasets:
         keep = args.datasets.split(",")
         matrix["datasets"] = {d: e for d, e in matrix["datasets"].items() if d in keep}
@@ -284,16 +354,25 @@ def main() -> int:
         keep = args.methods.split(",")
         for entry in matrix["datasets"].values():
             entry["methods"] = {m: path for m, path in entry["methods"].items() if m in keep}
-    if args.seeds:
+    if args.seeds:  # replaces the seeds of every level
         matrix["seeds"] = [int(s) for s in args.seeds.split(",")]
+        for entry in matrix["datasets"].values():
+            entry.pop("seeds", None)
+            entry["methods"] = {m: method_config(spec) for m, spec in entry["methods"].items()}
 
     out = args.out.resolve()
     failed = []
     if not args.report_only:
-        files = [sweep_file(out, d, m, matrix, e, path, extra)
-                 for d, e in matrix["datasets"].items() for m, path in e["methods"].items()]
+        pairs = [Pair(out, d, m, e, wanted_seeds(matrix, e, spec), args.commit)
+                 for d, e in matrix["datasets"].items() for m, spec in e["methods"].items()]
+        for pair in pairs:
+            if not pair.missing():
+                print(f"{pair.name}: ok (every seed stored)", flush=True)
+        todo = [(pair, sweep_file(out, pair.dataset, pair.method, matrix, pair.entry,
+                                  method_config(pair.entry["methods"][pair.method]), extra, pair.missing()))
+                for pair in pairs if pair.missing()]
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            for name, code, tail in pool.map(lambda f: run_sweep(f, args.cpus), files):
+            for name, code, tail in pool.map(lambda job: job[0].run(job[1], args.cpus), todo):
                 print(f"{name}: {'ok' if code == 0 else f'FAILED (exit {code})'}", flush=True)
                 if code != 0:
                     failed.append(name)

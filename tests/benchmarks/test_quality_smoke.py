@@ -49,7 +49,19 @@ def test_quality_benchmark_smoke(tmp_path):
     assert "| `kmeans` |" in (out / "quality.md").read_text()
     assert (figures / "quality_accuracy_over_time.png").stat().st_size > 10_000
 
-    # a second call finds both sweeps finished and only rewrites the report
-    again = subprocess.run([sys.executable, str(ROOT / "benchmarks/quality/run.py"), "--smoke", "--out", str(out),
-                            "--figures", str(figures)], capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "digits-kmeans: ok" in again.stdout
+    # every finished trial is stored on its own; a second call runs only the seeds without a record
+    stored = out / "trials" / "digits"
+    assert sorted(p.relative_to(stored).as_posix() for p in stored.rglob("*.json")) == [
+        "kmeans/seed0.json", "kmeans/seed1.json", "mfcvae_j2/seed0.json", "mfcvae_j2/seed1.json"]
+    kept = (stored / "mfcvae_j2" / "seed0.json").read_text()
+    (stored / "kmeans" / "seed1.json").unlink()
+    with short_tmp() as ray_tmp:
+        env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "MFCF_RAY_OBJECT_STORE_MB": "100"}
+        again = subprocess.run([sys.executable, str(ROOT / "benchmarks/quality/run.py"), "--smoke", "--out", str(out),
+                                "--figures", str(figures)], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "digits-mfcvae_j2: ok (every seed stored)" in again.stdout
+    assert (out / "sweeps" / "digits-kmeans-seeds-1").is_dir()  # a sweep over the missing seed alone
+    assert not (out / "sweeps" / "digits-mfcvae_j2-seeds-1").exists()
+    assert (stored / "kmeans" / "seed1.json").is_file() and (stored / "mfcvae_j2" / "seed0.json").read_text() == kept
+    assert len(json.loads((out / "quality.json").read_text())["records"]) == 4

@@ -1,0 +1,53 @@
+"""The quality benchmark's bookkeeping: which seeds each (dataset, method) wants, and committing
+one stored trial record without touching anything else staged."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("quality_run", ROOT / "benchmarks/quality/run.py")
+quality = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(quality)
+
+
+def test_seeds_come_from_the_method_then_the_dataset_then_the_matrix():
+    matrix = {"seeds": [0, 1]}
+    assert quality.wanted_seeds(matrix, {}, "a.yaml") == [0, 1]
+    assert quality.wanted_seeds(matrix, {"seeds": [10, 11]}, "a.yaml") == [10, 11]
+    assert quality.wanted_seeds(matrix, {"seeds": [10]}, {"config": "a.yaml", "seeds": [12, 13]}) == [12, 13]
+    assert quality.method_config({"config": "a.yaml", "seeds": [1]}) == "a.yaml" == quality.method_config("a.yaml")
+
+
+def test_the_shipped_matrix_names_existing_configs_and_fresh_seeds_for_the_shapes_configs():
+    import yaml
+
+    matrix = yaml.safe_load((ROOT / "benchmarks/quality/matrix.yaml").read_text())
+    for dataset, entry in matrix["datasets"].items():
+        for method, spec in entry["methods"].items():
+            config = ROOT / "benchmarks/quality" / quality.method_config(spec)
+            assert config.resolve().is_file(), (dataset, method)
+    for dataset in ("shapes_config1", "shapes_config2"):
+        entry = matrix["datasets"][dataset]
+        assert quality.wanted_seeds(matrix, entry, entry["methods"]["mfcvae_j2"]) == list(range(10, 20))
+        assert quality.wanted_seeds(matrix, entry, entry["methods"]["kmeans"]) == list(range(10, 15))
+
+
+def test_git_commit_commits_the_record_alone(tmp_path):
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    (tmp_path / "other.txt").write_text("staged, not committed")
+    git("add", "other.txt")
+    record = tmp_path / "trials" / "d" / "m" / "seed3.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    quality.git_commit(record, "quality benchmark: d-m seed 3")
+    assert git("log", "--format=%s") == "quality benchmark: d-m seed 3\n"
+    assert git("show", "--name-only", "--format=").split() == ["trials/d/m/seed3.json"]
+    assert "A  other.txt" in git("status", "--short")
