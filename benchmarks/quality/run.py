@@ -2,7 +2,7 @@
 
     python benchmarks/quality/run.py                          # the full matrix (hours on 2 cores)
     python benchmarks/quality/run.py --datasets shapes --methods mfcvae_j2,kmeans --seeds 0,1
-    python benchmarks/quality/run.py --report-only            # re-read finished sweeps, redo tables/plot
+    python benchmarks/quality/run.py --report-only            # re-read the stored trials, redo tables/plot
     python benchmarks/quality/run.py --smoke --out /tmp/q     # seconds: the CI version
 
 Each (dataset, method) pair of ``matrix.yaml`` is run with ``mfcf sweep`` (a private local Ray
@@ -110,6 +110,10 @@ def sweep_file(out: Path, dataset: str, method: str, matrix: dict, entry: dict, 
     return target
 
 
+#: Seconds between looks for finished trials while a sweep runs.
+HARVEST_EVERY_S = 10
+
+
 class Pair:
     """One (dataset, method) of the matrix: runs its missing seeds and stores each finished trial."""
 
@@ -155,10 +159,6 @@ class Pair:
         code = proc.returncode if proc.returncode or not left else 1
         tail = file.with_suffix(".log").read_text()[-2000:] + (f"\nno record for seeds {left}" if left else "")
         return self.name, code, tail
-
-
-#: Seconds between looks for finished trials while a sweep runs.
-HARVEST_EVERY_S = 10
 
 
 def git_commit(path: Path, message: str) -> None:
@@ -365,12 +365,14 @@ def main() -> int:
     if not args.report_only:
         pairs = [Pair(out, d, m, e, wanted_seeds(matrix, e, spec), args.commit)
                  for d, e in matrix["datasets"].items() for m, spec in e["methods"].items()]
+        todo = []
         for pair in pairs:
-            if not pair.missing():
+            missing = pair.missing()
+            if not missing:
                 print(f"{pair.name}: ok (every seed stored)", flush=True)
-        todo = [(pair, sweep_file(out, pair.dataset, pair.method, matrix, pair.entry,
-                                  method_config(pair.entry["methods"][pair.method]), extra, pair.missing()))
-                for pair in pairs if pair.missing()]
+                continue
+            todo.append((pair, sweep_file(out, pair.dataset, pair.method, matrix, pair.entry,
+                                          method_config(pair.entry["methods"][pair.method]), extra, missing)))
         with concurrent.futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
             for name, code, tail in pool.map(lambda job: job[0].run(job[1], args.cpus), todo):
                 print(f"{name}: {'ok' if code == 0 else f'FAILED (exit {code})'}", flush=True)

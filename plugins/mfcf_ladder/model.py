@@ -31,6 +31,14 @@ GMM_COVARIANCES = ("diag", "full")
 DATA_INIT_MODES = ("fixed", "official")
 
 
+def _check_epochs(epochs: Sequence[Any], given: Any, key: str, expected: str) -> None:
+    """Every entry of ``epochs`` is an epoch number >= 0 (``given``: the value as configured)."""
+    for epoch in epochs:
+        if isinstance(epoch, bool) or not isinstance(epoch, int):
+            raise ConfigError(f"must be {expected}, got {given!r}", key=key)
+        positive(epoch, key, allow_zero=True)
+
+
 @dataclasses.dataclass
 class MFCVAEModelConfig:
     """``model: {name: mfcvae, ...}``.
@@ -117,17 +125,9 @@ class MFCVAEModelConfig:
                                   ("gmm_covariance", self.gmm_covariance, GMM_COVARIANCES)):
             if value not in valid:
                 raise ConfigError(f"must be one of {', '.join(valid)}, got {value!r}", key=key)
-        epochs = self.gmm_init_epoch if isinstance(self.gmm_init_epoch, (list, tuple)) else [self.gmm_init_epoch]
-        for epoch in epochs:
-            if isinstance(epoch, bool) or not isinstance(epoch, int):
-                raise ConfigError(f"must be an epoch number or a list of them, got {self.gmm_init_epoch!r}",
-                                  key="gmm_init_epoch")
-            positive(epoch, "gmm_init_epoch", allow_zero=True)
-        for epoch in self.gmm_refit_epochs:
-            if isinstance(epoch, bool) or not isinstance(epoch, int):
-                raise ConfigError(f"must be a list of epoch numbers, got {self.gmm_refit_epochs!r}",
-                                  key="gmm_refit_epochs")
-            positive(epoch, "gmm_refit_epochs", allow_zero=True)
+        init = self.gmm_init_epoch if isinstance(self.gmm_init_epoch, (list, tuple)) else [self.gmm_init_epoch]
+        _check_epochs(init, self.gmm_init_epoch, "gmm_init_epoch", "an epoch number or a list of them")
+        _check_epochs(self.gmm_refit_epochs, self.gmm_refit_epochs, "gmm_refit_epochs", "a list of epoch numbers")
         positive(self.gmm_variance, "gmm_variance")
         positive(self.gmm_chunk_size, "gmm_chunk_size")
         positive(self.gmm_seed, "gmm_seed", allow_zero=True, allow_none=True)
