@@ -83,6 +83,10 @@ def wanted_seeds(matrix: dict, entry: dict, spec: Any) -> list[int]:
     raise ValueError("matrix.yaml names no seeds")
 
 
+#: Cores (and torch threads) of each trial.
+TRIAL_CPUS = 1
+
+
 def record_path(out: Path, dataset: str, method: str, seed: int) -> Path:
     return out / "trials" / dataset / method / f"seed{seed}.json"
 
@@ -91,7 +95,9 @@ def sweep_file(out: Path, dataset: str, method: str, matrix: dict, entry: dict, 
                extra: list[str], seeds: list[int]) -> Path:
     """The sweep file of one (dataset, method) over ``seeds``, named by them so that a folder
     left by an interrupted sweep over the same seeds is resumed."""
-    overrides = [*matrix.get("overrides", []), *entry.get("data", []), *extra]
+    # Each trial gets one core and exactly one torch thread, whatever its config asks for (a
+    # config's own `trainer.threads` would otherwise oversubscribe the cores and skew the times).
+    overrides = [*matrix.get("overrides", []), *entry.get("data", []), *extra, f"trainer.threads={TRIAL_CPUS}"]
     name = f"{dataset}-{method}-seeds-{'-'.join(map(str, seeds))}"
     spec = {
         "experiment": experiment_of(path),
@@ -99,7 +105,7 @@ def sweep_file(out: Path, dataset: str, method: str, matrix: dict, entry: dict, 
         "seeds": seeds,
         # one setting per sweep: nothing is selected, the metric only heads the summary
         "metric": f"val/facet0/{entry['primary']}/nmi", "mode": "max",
-        "resources": {"cpu": 1, "gpu": 0},
+        "resources": {"cpu": TRIAL_CPUS, "gpu": 0},
         "max_failures": 1,
         "storage": str(out / "sweeps"),
         "name": name,

@@ -35,6 +35,20 @@ def test_the_shipped_matrix_names_existing_configs_and_fresh_seeds_for_the_shape
         assert quality.wanted_seeds(matrix, entry, entry["methods"]["kmeans"]) == list(range(10, 15))
 
 
+def test_each_trial_runs_with_as_many_torch_threads_as_cores_it_holds(tmp_path):
+    import yaml
+
+    config = ROOT / "configs/shapes_config1.yaml"
+    assert "threads: 2" in config.read_text()  # the config's own value, which the sweep must not keep
+    matrix = {"overrides": ["data.val_fraction=0.1"]}
+    entry = {"primary": "shape", "data": ["data.floor_hue=[0]"]}
+    file = quality.sweep_file(tmp_path, "d", "m", matrix, entry, str(config), [], [10, 11])
+    spec = yaml.safe_load(file.read_text())
+    assert spec["resources"]["cpu"] == 1
+    assert spec["overrides"][-1] == "trainer.threads=1"
+    assert spec["overrides"][:2] == ["data.val_fraction=0.1", "data.floor_hue=[0]"]
+
+
 def test_git_commit_commits_the_record_alone(tmp_path):
     def git(*args):
         return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True).stdout
