@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +22,17 @@ LOCK_NAME = "run.lock"
 
 
 def _owner(path: Path) -> str:
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        text = ""
-    return text or "another process"
+    """The holder's line from the lock file; the holder writes it just after taking the flock, so an
+    empty file is re-read for up to a second before falling back to a nameless owner."""
+    for _ in range(20):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            text = ""
+        if text:
+            return text
+        time.sleep(0.05)
+    return "another process"
 
 
 def _in_use(path: Path) -> RunDirError:
