@@ -65,3 +65,28 @@ def test_git_commit_commits_the_record_alone(tmp_path):
     assert git("log", "--format=%s") == "quality benchmark: d-m seed 3\n"
     assert git("show", "--name-only", "--format=").split() == ["trials/d/m/seed3.json"]
     assert "A  other.txt" in git("status", "--short")
+
+
+def test_a_run_on_some_datasets_reports_every_stored_dataset(tmp_path):
+    import json
+    import sys
+
+    import yaml
+
+    matrix = {"seeds": [0], "datasets": {name: {"primary": "label", "methods": {"kmeans": "kmeans.yaml"}}
+                                         for name in ("one", "two")}}
+    (tmp_path / "matrix.yaml").write_text(yaml.safe_dump(matrix))
+    for name, acc in (("one", 0.25), ("two", 0.75)):
+        score = {"facet": 0, "by_nmi_only": False, "hungarian_acc": acc, "many_to_one_acc": acc + 0.1,
+                 "nmi": 0.5, "ari": 0.4}
+        record = {"dataset": name, "method": "kmeans", "seed": 0, "train_s": 1.0, "scores": {"label": score},
+                  "curve": [[1.0, acc]], "used_clusters": [10], "test_all": {}}
+        path = quality.record_path(tmp_path / "out", name, "kmeans", 0)
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(record))
+    subprocess.run([sys.executable, str(ROOT / "benchmarks/quality/run.py"), "--matrix", str(tmp_path / "matrix.yaml"),
+                    "--out", str(tmp_path / "out"), "--datasets", "two", "--report-only"],
+                   check=True, capture_output=True, text=True)
+    report = (tmp_path / "out" / "quality.md").read_text()
+    assert "### one" in report and "### two" in report
+    assert "| `kmeans` | 0.250 / 0.350 / 0.500 | 1 |" in report  # Hungarian / many-to-one / NMI
