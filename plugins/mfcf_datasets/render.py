@@ -6,10 +6,13 @@ Scene, in image coordinates ``u`` (right) and ``v`` (down), both in [-1, 1]:
 * the **floor** is the region below the two floor/wall edges of a room corner seen from
   inside, ``v > HORIZON + SLOPE |u - corner|``, flat HSV(floor_hue, 1, 1). The camera's
   orientation moves the corner sideways, so orientation is visible for every shape;
-* the **object** stands centred on the floor, its silhouette set by shape (cube, cylinder,
-  sphere, capsule), its size proportional to scale and rotated in the image plane by the
-  orientation. Its colour is HSV(object_hue, 1, V): the shading only changes the value V
-  (Lambertian light from the upper left), never the hue; with ``shading=False`` V = 1.
+* the **object** stands upright, centred on the floor, its silhouette set by shape (cube,
+  cylinder, sphere, capsule) and its size proportional to scale. As in 3DShapes, the
+  orientation is an azimuth: the camera turns about the vertical axis, so the cylinder, sphere
+  and (upright) capsule look the same from every orientation, while the cube, seen in
+  orthographic projection, widens to ``half * (cos + |sin|)`` and shows a second face. Its
+  colour is HSV(object_hue, 1, V): the shading only changes the value V (Lambertian light from
+  the upper left, fixed to the camera), never the hue; with ``shading=False`` V = 1.
 
 Every image is a pure function of its six factor values. The batch is rendered by numpy
 float32 broadcasting over coordinate grids, in chunks that fit the CPU cache; numpy rather
@@ -35,16 +38,22 @@ OBJECT_SIZE = 0.35  # half-height of the object at scale 1
 AMBIENT = 0.45  # darkest shading value
 LIGHT = np.array([-0.35, -0.45, 0.82], dtype=np.float32) / np.float32(math.sqrt(0.35**2 + 0.45**2 + 0.82**2))
 
-Silhouette = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+#: (x, y, radius, cos, sin of the azimuth >= 0) -> (inside, normal x, normal y), all (n, S, S).
+Silhouette = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def _cube(x, y, r):
+def _cube(x, y, r, cos, sin):
+    # Orthographic view of a cube turned by the azimuth about the vertical axis: the front face
+    # (normal (sin, 0, cos)) spans [half (sin - cos), half (cos + sin)], the left face (normal
+    # (-cos, 0, sin)) the rest; at azimuth 0 only the front face is seen, a square.
     half = 0.8 * r
-    inside = (np.abs(x) <= half) & (np.abs(y) <= half)
-    return inside, np.zeros_like(x), np.zeros_like(x)  # the front face faces the camera
+    edge = half * (sin - cos)
+    inside = (np.abs(x) <= half * (cos + sin)) & (np.abs(y) <= half)
+    nx = np.where(x < edge, -cos, sin) * np.ones_like(x)
+    return inside, nx, np.zeros_like(x)
 
 
-def _cylinder(x, y, r):
+def _cylinder(x, y, r, cos, sin):
     a, b = 0.7 * r, 0.25 * r  # radius, half-height of the end ellipses
     body_half = r - b
     body = (np.abs(x) <= a) & (np.abs(y) <= body_half)
@@ -56,11 +65,11 @@ def _cylinder(x, y, r):
     return body | top | bottom, nx, ny
 
 
-def _sphere(x, y, r):
+def _sphere(x, y, r, cos, sin):
     return x**2 + y**2 <= r**2, x / r, y / r
 
 
-def _capsule(x, y, r):
+def _capsule(x, y, r, cos, sin):
     a = 0.55 * r
     half = r - a
     dy = y - np.clip(y, -half, half)  # offset from the capsule's axis segment
@@ -83,7 +92,8 @@ def render_scenes(floor_hue: np.ndarray, wall_hue: np.ndarray, object_hue: np.nd
     """Render one scene per row of the factor arrays: uint8 tensor (N, 3, S, S).
 
     ``*_hue`` in [0, 1); ``scale`` a size multiplier (3DShapes: 0.75-1.25); ``shape`` an index
-    into :data:`SILHOUETTES`; ``orientation`` in degrees (3DShapes: -30 to 30). Flat colours
+    into :data:`SILHOUETTES`; ``orientation`` the azimuth in degrees (3DShapes: -30 to 30); a
+    negative azimuth renders the mirror image of the positive one (up to the shading). Flat colours
     are rounded from float64 so they equal ``round(255 * HSV(hue, 1, 1))`` exactly.
     """
     n = len(shape)
@@ -107,21 +117,23 @@ def _render_chunk(floor_rgb, wall_rgb, object_rgb, scale, shape, degrees, size, 
     floor = v > HORIZON + np.float32(SLOPE) * np.abs(u - corner)  # (n, S, S)
 
     radius = col(np.float32(OBJECT_SIZE) * scale)
-    theta = col(np.deg2rad(degrees))
-    cos, sin = np.cos(theta), np.sin(theta)
-    du, dv = u, v - (np.float32(OBJECT_BASE) - radius)
-    x, y = cos * du + sin * dv, cos * dv - sin * du  # object frame: image frame rotated by theta
+    theta = np.deg2rad(np.abs(degrees)).astype(np.float32)
+    cos, sin = col(np.cos(theta)), col(np.sin(theta))
+    mirror = col(np.where(degrees < 0, np.float32(-1), np.float32(1)))  # -theta: mirror image of +theta
+    x = np.broadcast_to(mirror * u, (n, 1, size))
+    y = np.broadcast_to(v - (np.float32(OBJECT_BASE) - radius), (n, size, 1))
+    x, y = np.broadcast_arrays(x, y)
     inside = np.zeros((n, size, size), dtype=bool)
     nx, ny = np.zeros((n, size, size), np.float32), np.zeros((n, size, size), np.float32)
     for code, silhouette in enumerate(SILHOUETTES):
         rows = shape == code
         if rows.any():
-            inside[rows], nx[rows], ny[rows] = silhouette(x[rows], y[rows], radius[rows])
+            inside[rows], nx[rows], ny[rows] = silhouette(x[rows], y[rows], radius[rows], cos[rows], sin[rows])
 
     flat = lambda c: np.rint(255.0 * c).astype(np.uint8).reshape(n, 3, 1, 1)  # noqa: E731
     image = np.where(floor[:, None], flat(floor_rgb), flat(wall_rgb))
     if shading:
-        img_nx, img_ny = cos * nx - sin * ny, sin * nx + cos * ny  # normals back to the image frame
+        img_nx, img_ny = mirror * nx, ny  # normals back to the image frame
         nz = np.sqrt(np.clip(1.0 - img_nx**2 - img_ny**2, 0.0, None))
         lit = np.clip(img_nx * LIGHT[0] + img_ny * LIGHT[1] + nz * LIGHT[2], 0.0, 1.0)
         value = (AMBIENT + (1.0 - AMBIENT) * lit)[:, None]

@@ -19,7 +19,7 @@ from .render import render_scenes
 from .splits import paper_split, split_rng
 
 #: Bump when the renderer's pixels change, so stale cache files are not reused.
-RENDER_VERSION = 1
+RENDER_VERSION = 2
 SAMPLINGS = ("random", "grid")
 
 

@@ -81,6 +81,24 @@ def test_object_grows_with_scale(shape):
     assert all(a <= b for a, b in zip(areas, areas[1:])) and areas[-1] > 2.2 * areas[0]  # ideal (1.25 / 0.75)^2 = 2.8
 
 
+def test_orientation_is_an_azimuth_round_shapes_keep_their_silhouette_the_cube_widens_upright():
+    mask = lambda shape, degrees: is_colour(scene(shape=shape, orientation=degrees, size=64), 0.8)  # noqa: E731
+    for shape in (1, 2, 3):  # cylinder, sphere and upright capsule are symmetric about the vertical axis
+        assert all(np.array_equal(mask(shape, 0.0), mask(shape, d)) for d in (-30.0, -12.86, 4.29, 30.0))
+    widths = []
+    for degrees in (0.0, 12.86, 30.0):
+        rows, cols = np.nonzero(mask(0, degrees))
+        box = mask(0, degrees)[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.all()  # never tilted: an upright rectangle
+        widths.append(box.shape[1])
+        assert box.shape[0] == widths[0]  # the height stays the side of the square
+    assert widths[0] < widths[1] < widths[2] and widths[2] / widths[0] == pytest.approx(np.cos(0.52) + np.sin(0.52),
+                                                                                            abs=0.06)
+    shaded = scene(shape=0, orientation=30.0, size=64, shading=True)
+    values = {tuple(p) for p in shaded[~(is_colour(shaded, 0.2) | is_colour(shaded, 0.5))]}
+    assert len(values) == 2  # two flat faces, each evenly lit
+
+
 def test_orientation_mirrors_the_scene_and_moves_the_room_corner():
     for degrees in (-30.0, -8.57, 30.0):
         for shape in range(4):
