@@ -15,13 +15,29 @@ from mfcf.config import positive
 
 
 @dataclasses.dataclass
-class SamplesConfig:
+class FreeNatsConfig:
+    """``free_nats`` -- a floor lambda >= 0 on every facet's batch-mean ``kl_z`` in the loss:
+    the loss uses max(kl_z[j], lambda) ("free bits", Kingma et al. 2016, per facet), so a facet
+    may carry up to lambda nats of information about x at no cost and the optimiser gains
+    nothing by collapsing it to its prior. 0 (default, faithful) is the plain objective. The
+    logged ``kl_z`` and ``elbo`` stay the true values; ``loss`` is the floored one."""
+
+    free_nats: float = 0.0
+
+    def __post_init__(self) -> None:
+        positive(self.free_nats, "free_nats", allow_zero=True)
+
+
+@dataclasses.dataclass
+class SamplesConfig(FreeNatsConfig):
     """``n_samples`` -- reparameterised samples of z per example (S); every term is averaged
-    over them. The decoder sees one batch of S * B latents."""
+    over them. The decoder sees one batch of S * B latents. ``free_nats``: see
+    :class:`FreeNatsConfig`."""
 
     n_samples: int = 1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         positive(self.n_samples, "n_samples")
 
 
@@ -44,7 +60,9 @@ class MFCVAEELBOBase(ELBO):
     call. Subclasses only say how a facet's two KL parts are estimated (:meth:`facet_kl`).
     The loss is (§3.1)
 
-        loss = -recon + sum_j (beta_z[j] * kl_z[j] + beta_c[j] * kl_c[j])
+        loss = -recon + sum_j (beta_z[j] * max(kl_z[j], free_nats) + beta_c[j] * kl_c[j])
+
+    (``free_nats`` = 0 unless configured: the paper's objective).
 
     where ``recon`` is the mean of log p(x|z) over samples and batch. Logged terms (detached
     0-dim tensors on the model's device): ``loss``, ``elbo`` (recon - kl_z - kl_c, i.e. all
@@ -72,7 +90,10 @@ class MFCVAEELBOBase(ELBO):
         d = (self._compiled_densities or self.densities)(
             model.priors, model.likelihood, x, posteriors, zs, params.unflatten(0, zs[0].shape[:2]), coeffs)
         loss = -d.recon
+        floor = self.config.free_nats
         for j, (kz, kc) in enumerate(zip(d.kl_z, d.kl_c)):
+            if floor > 0:
+                kz = torch.clamp(kz, min=floor)
             loss = loss + scaled(kz, coeffs.beta_z[j]) + scaled(kc, coeffs.beta_c[j])
         return LossOutput(loss, {"loss": loss.detach(), **d.terms})
 

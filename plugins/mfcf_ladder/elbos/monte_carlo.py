@@ -10,7 +10,7 @@ from torch import Tensor
 
 from mfcf.api import FacetPrior, GaussianPosterior
 
-from .base import MFCVAEELBOBase
+from .base import FreeNatsConfig, MFCVAEELBOBase
 
 #: Lower clamp of gamma inside the log of T5, as in the official code.
 GAMMA_CLAMP = 1e-6
@@ -26,12 +26,13 @@ class FiveTerms(NamedTuple):
 
 
 @dataclasses.dataclass
-class MonteCarloConfig:
+class MonteCarloConfig(FreeNatsConfig):
     """``elbo: {name: mfcvae_mc, ...}``.
 
     * ``detach_responsibilities`` -- stop gradients through gamma. With beta_z = beta_c (every
       official schedule) this changes no gradient up to the 1e-6 clamp (§3.3) and skips the
-      backward pass through the softmax; the official code does not detach.
+      backward pass through the softmax; the official code does not detach;
+    * ``free_nats`` -- a floor on each facet's kl_z in the loss (:class:`FreeNatsConfig`).
     """
 
     detach_responsibilities: bool = False

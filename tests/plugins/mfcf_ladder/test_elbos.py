@@ -361,3 +361,38 @@ def test_facet_count_mismatch_is_reported():
     model, x = StandInModel(), batch()
     with pytest.raises(ValueError, match="facet counts disagree"):
         MFCVAEMonteCarloELBO(n_facets=3)(model, x, Coefficients.ones(3))
+
+
+# -- free nats ----------------------------------------------------------------------------
+@pytest.mark.parametrize("estimator_cls", ESTIMATORS)
+def test_free_nats_floor_each_facets_kl_z_in_the_loss_only(estimator_cls):
+    model, x = StandInModel(seed=21), batch(B=6)
+    coeffs = coefficients(beta_z=(0.5, 1.0), beta_c=(1.0, 0.25))
+    plain = run(estimator_cls(n_facets=2), model, x, coeffs)
+    t = {k: v.item() for k, v in plain.terms.items()}
+    floor = (t["kl_z/0"] + t["kl_z/1"]) / 2  # between the two facets' kl_z: one is floored, one not
+    low, high = sorted((t["kl_z/0"], t["kl_z/1"]))
+    assert low < floor < high
+    config = validate_section(estimator_cls.Config, {"free_nats": floor}, "elbo")
+    floored = run(estimator_cls(config, n_facets=2), model, x, coeffs)
+    expected = (-t["recon"] + 0.5 * max(t["kl_z/0"], floor) + max(t["kl_z/1"], floor)
+                + t["kl_c/0"] + 0.25 * t["kl_c/1"])
+    assert floored.loss.item() == pytest.approx(expected, rel=1e-12)
+    assert all(floored.terms[k].item() == t[k] for k in ("elbo", "kl_z", "kl_z/0", "kl_z/1"))  # true values logged
+    # the floored facet's kl_z sends no gradient: its encoder heads see only recon and kl_c
+    below = 0 if t["kl_z/0"] < floor else 1
+    heads = [*model.encoder.logvars[below].parameters()]
+    g_floored = torch.autograd.grad(floored.loss, heads)
+    model.zero_grad()
+    without_kl_z = run(estimator_cls(config, n_facets=2), model, x,
+                       coefficients(beta_z=tuple(0.0 if j == below else b for j, b in enumerate((0.5, 1.0))),
+                                    beta_c=(1.0, 0.25)))
+    g_without = torch.autograd.grad(without_kl_z.loss, heads)
+    assert all(torch.allclose(a, b) for a, b in zip(g_floored, g_without))
+
+
+def test_free_nats_must_not_be_negative():
+    for estimator_cls in ESTIMATORS:
+        with pytest.raises(ConfigError) as info:
+            validate_section(estimator_cls.Config, {"free_nats": -1.0}, "elbo")
+        assert info.value.key == "elbo.free_nats"
