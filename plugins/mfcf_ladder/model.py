@@ -85,6 +85,16 @@ class MFCVAEModelConfig:
       a 60,000-image split costs about a seventh of an epoch and the fit as much again, so
       CPU configs fit on 10,000.
 
+    Autoencoder pre-training (not in the paper; VaDE's recipe, Jiang et al. 2017):
+
+    * ``pretrain_epochs`` -- epochs ``0 .. pretrain_epochs - 1`` train encoder and decoder as a
+      deterministic autoencoder: every facet's code is the mean of q(z_j | x) and the loss is
+      -log p(x | decoder(codes)), no KL term and no prior (0: none, faithful). The priors are
+      untouched, so ``gmm_init_epoch`` must be at least ``pretrain_epochs``: the mixtures are
+      then fitted to the codes the pre-trained ladder has learned. The schedule keeps counting
+      from epoch 0 (a progressive schedule's first step, a KL warm-up and the epoch budget all
+      include the pre-training epochs).
+
     Data-dependent initialisation (§5.2; paper: on for SVHN / 3DShapes):
 
     * ``data_init`` -- before epoch 0, redraw every Linear / conv Kaiming-normal and rescale it
@@ -113,6 +123,7 @@ class MFCVAEModelConfig:
     gmm_seed: Optional[int] = None
     gmm_n_init: int = 1
     gmm_examples: Optional[int] = None
+    pretrain_epochs: int = 0
     data_init: bool = False
     data_init_examples: int = 150
     data_init_scale: float = 0.1
@@ -134,6 +145,7 @@ class MFCVAEModelConfig:
         positive(self.gmm_n_init, "gmm_n_init")
         positive(self.gmm_examples, "gmm_examples", allow_none=True)
         positive(self.data_init_examples, "data_init_examples")
+        positive(self.pretrain_epochs, "pretrain_epochs", allow_zero=True)
         positive(self.data_init_scale, "data_init_scale")
 
     def gmm_init_epochs(self, n_facets: int) -> list[int]:
@@ -188,12 +200,27 @@ class MFCVAEModel(Model):
         if late:
             raise ConfigError(f"refit epoch(s) {late} lie beyond the run's {schedule.epochs} epochs "
                               f"(0-{schedule.epochs - 1}); lower them or drop them", key="gmm_refit_epochs")
+        P = config.pretrain_epochs
+        if P >= schedule.epochs:
+            raise ConfigError(f"is {P}, but the run has only {schedule.epochs} epochs; the ELBO phase starts after the "
+                              "pre-training, so lower it or raise trainer.epochs", key="pretrain_epochs")
+        if config.gmm_init and min(self._gmm_epochs) < P:
+            raise ConfigError(f"{config.gmm_init_epoch} fits a mixture before the {P} pre-training epochs "
+                              f"(model.pretrain_epochs) have ended; set it to at least {P}", key="gmm_init_epoch")
         self.gmm_done = [False] * len(facets)  # per facet: its mixture has been fitted
         self._compiled_elbo: Optional[Callable[..., LossOutput]] = None
 
     # -- training --------------------------------------------------------------------------
     def training_loss(self, x: Tensor, *, epoch: int, step: int) -> LossOutput:
+        if epoch < self.config.pretrain_epochs:
+            return self.autoencoder_loss(x)
         return self._loss(x, self.schedule(epoch, step))
+
+    def autoencoder_loss(self, x: Tensor) -> LossOutput:
+        """The pre-training loss: -log p(x | decoder(mean of q(z_j | x) for every j)), batch mean."""
+        codes = [q.mean for q in self.encoder(x)]
+        recon = -self.likelihood.log_prob(x, self.decoder(codes)).mean()
+        return LossOutput(recon, {"recon": recon.detach()})
 
     def _loss(self, x: Tensor, coeffs: Coefficients) -> LossOutput:
         if self._compiled_elbo is None:
@@ -236,8 +263,11 @@ class MFCVAEModel(Model):
 
     @torch.no_grad()
     def validation_loss(self, x: Tensor, *, epoch: int) -> LossOutput:
-        """The ELBO estimator's loss in eval mode with the coefficients at (epoch, 0) (§9, D14)."""
+        """Eval-mode loss: the autoencoder loss during pre-training, then the ELBO estimator's loss with
+        the coefficients at (epoch, 0) (§9, D14)."""
         with self.evaluating():
+            if epoch < self.config.pretrain_epochs:
+                return self.autoencoder_loss(x)
             return self._loss(x, self.schedule(epoch, 0))
 
     @staticmethod

@@ -311,6 +311,53 @@ def test_gmm_refit_epochs_are_checked():
     assert info.value.key == "gmm_refit_epochs"
 
 
+def test_pretraining_is_a_plain_autoencoder_of_the_posterior_means_then_the_elbo():
+    x = blobs(64)
+    model = make_model(model=dict(pretrain_epochs=1, gmm_init_epoch=1, gmm_seed=0))
+    priors = [p.clone() for p in model.priors.parameters()]
+    out = model.training_loss(x, epoch=0, step=0)
+    codes = [q.mean for q in model.encoder(x)]
+    expected = -model.likelihood.log_prob(x, model.decoder(codes)).mean()
+    torch.testing.assert_close(out.loss, expected)
+    assert set(out.terms) == {"recon"}
+    out.loss.backward()  # no KL: the priors take no part in the pre-training
+    assert all(p.grad is None for p in model.priors.parameters())
+    model.on_epoch_start(0, DataSplit(x, {}))
+    assert model.gmm_done == [False, False]
+    assert all(torch.equal(a, b) for a, b in zip(priors, model.priors.parameters()))
+    model.on_epoch_start(1, DataSplit(x, {}))  # the mixtures are fitted to the pre-trained codes
+    assert model.gmm_done == [True, True]
+    elbo = model.training_loss(x, epoch=1, step=0)
+    assert "kl_z/0" in elbo.terms and "kl_z/1" in elbo.terms
+
+
+def test_pretraining_validation_loss_is_the_autoencoder_loss_in_eval_mode():
+    x = blobs(32)
+    model = make_model(model=dict(pretrain_epochs=1, gmm_init_epoch=1), batch_norm=True)
+    model.train()
+    with model.evaluating():
+        expected = model.autoencoder_loss(x).loss
+    torch.testing.assert_close(model.validation_loss(x, epoch=0).loss, expected)
+    assert model.training  # restored
+    assert "kl_z/0" in model.validation_loss(x, epoch=1).terms
+
+
+@pytest.mark.parametrize("model_section,key,words", [
+    (dict(pretrain_epochs=2), "gmm_init_epoch", "at least 2"),  # default gmm_init_epoch 0
+    (dict(pretrain_epochs=2, gmm_init_epoch=[2, 1]), "gmm_init_epoch", "at least 2"),
+    (dict(pretrain_epochs=3, gmm_init=False), "pretrain_epochs", "only 3 epochs"),
+])
+def test_pretraining_that_leaves_no_elbo_phase_or_fits_too_early_fails_at_build(model_section, key, words):
+    with pytest.raises(ConfigError) as info:
+        make_model(model=model_section)  # the run has epochs 0-2
+    assert info.value.key == key and words in str(info.value)
+
+
+def test_pretraining_with_the_gmm_switched_off_needs_no_gmm_epoch():
+    model = make_model(model=dict(pretrain_epochs=2, gmm_init=False))
+    assert set(model.training_loss(blobs(16), epoch=2, step=0).terms) > {"recon"}
+
+
 def test_checkpoints_with_one_gmm_flag_for_all_facets_still_load():
     model = make_model()
     state = model.state_dict()
@@ -454,6 +501,7 @@ def test_data_init_runs_before_the_gmm_at_epoch_zero():
     ({"gmm_init_epoch": [0, 1.5]}, "model.gmm_init_epoch"),
     ({"gmm_init_epoch": "late"}, "model.gmm_init_epoch"),
     ({"gmm_chunk_size": 0}, "model.gmm_chunk_size"),
+    ({"pretrain_epochs": -1}, "model.pretrain_epochs"),
 ])
 def test_bad_values_fail_at_validation(section, key):
     with pytest.raises(ConfigError) as info:
