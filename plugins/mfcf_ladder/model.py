@@ -89,7 +89,8 @@ class MFCVAEModelConfig:
 
     * ``pretrain_epochs`` -- epochs ``0 .. pretrain_epochs - 1`` train encoder and decoder as a
       deterministic autoencoder: every facet's code is the mean of q(z_j | x) and the loss is
-      -log p(x | decoder(codes)), no KL term and no prior (0: none, faithful). The priors are
+      -log p(x | decoder(codes)), no KL term and no prior (0: none, faithful); the ladder's
+      gates follow the schedule, so a progressive one pre-trains only the facets it has on. The priors are
       untouched, so ``gmm_init_epoch`` must be at least ``pretrain_epochs``: the mixtures are
       then fitted to the codes the pre-trained ladder has learned. The schedule keeps counting
       from epoch 0 (a progressive schedule's first step, a KL warm-up and the epoch budget all
@@ -212,14 +213,18 @@ class MFCVAEModel(Model):
 
     # -- training --------------------------------------------------------------------------
     def training_loss(self, x: Tensor, *, epoch: int, step: int) -> LossOutput:
+        coeffs = self.schedule(epoch, step)
         if epoch < self.config.pretrain_epochs:
-            return self.autoencoder_loss(x)
-        return self._loss(x, self.schedule(epoch, step))
+            return self.autoencoder_loss(x, coeffs)
+        return self._loss(x, coeffs)
 
-    def autoencoder_loss(self, x: Tensor) -> LossOutput:
-        """The pre-training loss: -log p(x | decoder(mean of q(z_j | x) for every j)), batch mean."""
-        codes = [q.mean for q in self.encoder(x)]
-        recon = -self.likelihood.log_prob(x, self.decoder(codes)).mean()
+    def autoencoder_loss(self, x: Tensor, coeffs: Coefficients) -> LossOutput:
+        """The pre-training loss: -log p(x | decoder(mean of q(z_j | x) for every j)), batch mean.
+
+        The ladder's gates are the schedule's (``coeffs.alpha_enc``, ``coeffs.alpha_dec``), so a
+        progressive schedule pre-trains only the facets it has switched on."""
+        codes = [q.mean for q in self.encoder(x, coeffs.alpha_enc)]
+        recon = -self.likelihood.log_prob(x, self.decoder(codes, coeffs.alpha_dec)).mean()
         return LossOutput(recon, {"recon": recon.detach()})
 
     def _loss(self, x: Tensor, coeffs: Coefficients) -> LossOutput:
@@ -265,10 +270,11 @@ class MFCVAEModel(Model):
     def validation_loss(self, x: Tensor, *, epoch: int) -> LossOutput:
         """Eval-mode loss: the autoencoder loss during pre-training, then the ELBO estimator's loss with
         the coefficients at (epoch, 0) (§9, D14)."""
+        coeffs = self.schedule(epoch, 0)
         with self.evaluating():
             if epoch < self.config.pretrain_epochs:
-                return self.autoencoder_loss(x)
-            return self._loss(x, self.schedule(epoch, 0))
+                return self.autoencoder_loss(x, coeffs)
+            return self._loss(x, coeffs)
 
     @staticmethod
     def _with_coefficients(out: LossOutput, coeffs: Coefficients, device: torch.device) -> LossOutput:

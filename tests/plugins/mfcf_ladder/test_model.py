@@ -331,12 +331,23 @@ def test_pretraining_is_a_plain_autoencoder_of_the_posterior_means_then_the_elbo
     assert "kl_z/0" in elbo.terms and "kl_z/1" in elbo.terms
 
 
+def test_pretraining_under_a_progressive_schedule_trains_only_the_facets_switched_on():
+    schedule = ProgressiveSchedule(ProgressiveSchedule.Config(epochs_per_step=[2, 2], fade_in_batches=10),
+                                   n_facets=2, steps_per_epoch=5, epochs=4)
+    model = make_model(model=dict(pretrain_epochs=2, gmm_init_epoch=[2, 2]), schedule=schedule)
+    model.training_loss(blobs(16), epoch=1, step=3).loss.backward()  # facet 0 is off until epoch 2
+    off = [*model.encoder.heads[0].parameters(), *model.decoder.rungs[0].parameters()]
+    assert all(p.grad is None or torch.count_nonzero(p.grad) == 0 for p in off)
+    on = [*model.encoder.heads[1].parameters(), *model.decoder.rungs[1].parameters()]
+    assert all(torch.count_nonzero(p.grad) > 0 for p in on)
+
+
 def test_pretraining_validation_loss_is_the_autoencoder_loss_in_eval_mode():
     x = blobs(32)
     model = make_model(model=dict(pretrain_epochs=1, gmm_init_epoch=1), batch_norm=True)
     model.train()
     with model.evaluating():
-        expected = model.autoencoder_loss(x).loss
+        expected = model.autoencoder_loss(x, model.schedule(0, 0)).loss
     torch.testing.assert_close(model.validation_loss(x, epoch=0).loss, expected)
     assert model.training  # restored
     assert "kl_z/0" in model.validation_loss(x, epoch=1).terms
