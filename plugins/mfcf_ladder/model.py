@@ -224,8 +224,8 @@ class MFCVAEModel(Model):
         The ladder's gates are the schedule's (``coeffs.alpha_enc``, ``coeffs.alpha_dec``), so a
         progressive schedule pre-trains only the facets it has switched on."""
         codes = [q.mean for q in self.encoder(x, coeffs.alpha_enc)]
-        recon = -self.likelihood.log_prob(x, self.decoder(codes, coeffs.alpha_dec)).mean()
-        return LossOutput(recon, {"recon": recon.detach()})
+        recon = self.likelihood.log_prob(x, self.decoder(codes, coeffs.alpha_dec)).mean()
+        return LossOutput(-recon, {"recon": recon.detach()})  # "recon": log p(x|z), as the ELBO logs it
 
     def _loss(self, x: Tensor, coeffs: Coefficients) -> LossOutput:
         if self._compiled_elbo is None:

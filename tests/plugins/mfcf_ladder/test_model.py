@@ -319,7 +319,7 @@ def test_pretraining_is_a_plain_autoencoder_of_the_posterior_means_then_the_elbo
     codes = [q.mean for q in model.encoder(x)]
     expected = -model.likelihood.log_prob(x, model.decoder(codes)).mean()
     torch.testing.assert_close(out.loss, expected)
-    assert set(out.terms) == {"recon"}
+    assert set(out.terms) == {"recon"} and torch.equal(out.terms["recon"], -out.loss.detach())
     out.loss.backward()  # no KL: the priors take no part in the pre-training
     assert all(p.grad is None for p in model.priors.parameters())
     model.on_epoch_start(0, DataSplit(x, {}))
