@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 from torch import Tensor, nn
 
@@ -94,7 +95,9 @@ class MFCVAEModelConfig:
       untouched, so ``gmm_init_epoch`` must be at least ``pretrain_epochs``: the mixtures are
       then fitted to the codes the pre-trained ladder has learned. The schedule keeps counting
       from epoch 0 (a progressive schedule's first step, a KL warm-up and the epoch budget all
-      include the pre-training epochs).
+      include the pre-training epochs);
+    * ``pretrain_dropout`` -- dropout rate on the *input* during pre-training, a denoising
+      autoencoder as DEC's and VaDE's (0: a plain autoencoder).
 
     Data-dependent initialisation (§5.2; paper: on for SVHN / 3DShapes):
 
@@ -125,6 +128,7 @@ class MFCVAEModelConfig:
     gmm_n_init: int = 1
     gmm_examples: Optional[int] = None
     pretrain_epochs: int = 0
+    pretrain_dropout: float = 0.0
     data_init: bool = False
     data_init_examples: int = 150
     data_init_scale: float = 0.1
@@ -147,6 +151,8 @@ class MFCVAEModelConfig:
         positive(self.gmm_examples, "gmm_examples", allow_none=True)
         positive(self.data_init_examples, "data_init_examples")
         positive(self.pretrain_epochs, "pretrain_epochs", allow_zero=True)
+        if not 0.0 <= self.pretrain_dropout < 1.0:
+            raise ConfigError(f"must lie in [0, 1), got {self.pretrain_dropout}", key="pretrain_dropout")
         positive(self.data_init_scale, "data_init_scale")
 
     def gmm_init_epochs(self, n_facets: int) -> list[int]:
@@ -219,11 +225,14 @@ class MFCVAEModel(Model):
         return self._loss(x, coeffs)
 
     def autoencoder_loss(self, x: Tensor, coeffs: Coefficients) -> LossOutput:
-        """The pre-training loss: -log p(x | decoder(mean of q(z_j | x) for every j)), batch mean.
+        """The pre-training loss: -log p(x | decoder(mean of q(z_j | x̃) for every j)), batch mean,
+        x̃ = x with ``pretrain_dropout`` (in training mode only).
 
         The ladder's gates are the schedule's (``coeffs.alpha_enc``, ``coeffs.alpha_dec``), so a
         progressive schedule pre-trains only the facets it has switched on."""
-        codes = [q.mean for q in self.encoder(x, coeffs.alpha_enc)]
+        p = self.config.pretrain_dropout
+        inputs = F.dropout(x, p, training=self.training) if p > 0 else x
+        codes = [q.mean for q in self.encoder(inputs, coeffs.alpha_enc)]
         recon = self.likelihood.log_prob(x, self.decoder(codes, coeffs.alpha_dec)).mean()
         return LossOutput(-recon, {"recon": recon.detach()})  # "recon": log p(x|z), as the ELBO logs it
 

@@ -342,6 +342,22 @@ def test_pretraining_under_a_progressive_schedule_trains_only_the_facets_switche
     assert all(torch.count_nonzero(p.grad) > 0 for p in on)
 
 
+def test_pretrain_dropout_corrupts_the_input_in_training_mode_only():
+    x = blobs(32)
+    model = make_model(model=dict(pretrain_epochs=1, gmm_init_epoch=1, pretrain_dropout=0.5))
+    coeffs = model.schedule(0, 0)
+    torch.manual_seed(1)
+    noisy = model.autoencoder_loss(x, coeffs).loss
+    torch.manual_seed(1)
+    dropped = torch.nn.functional.dropout(x, 0.5)
+    codes = [q.mean for q in model.encoder(dropped)]
+    torch.testing.assert_close(noisy, -model.likelihood.log_prob(x, model.decoder(codes)).mean())
+    with model.evaluating():  # validation sees the clean input
+        clean = model.autoencoder_loss(x, coeffs).loss
+        codes = [q.mean for q in model.encoder(x)]
+        torch.testing.assert_close(clean, -model.likelihood.log_prob(x, model.decoder(codes)).mean())
+
+
 def test_pretraining_validation_loss_is_the_autoencoder_loss_in_eval_mode():
     x = blobs(32)
     model = make_model(model=dict(pretrain_epochs=1, gmm_init_epoch=1), batch_norm=True)
@@ -513,6 +529,7 @@ def test_data_init_runs_before_the_gmm_at_epoch_zero():
     ({"gmm_init_epoch": "late"}, "model.gmm_init_epoch"),
     ({"gmm_chunk_size": 0}, "model.gmm_chunk_size"),
     ({"pretrain_epochs": -1}, "model.pretrain_epochs"),
+    ({"pretrain_dropout": 1.0}, "model.pretrain_dropout"),
 ])
 def test_bad_values_fail_at_validation(section, key):
     with pytest.raises(ConfigError) as info:
