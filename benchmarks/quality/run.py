@@ -200,9 +200,20 @@ def read_trial(trial_dir: Path, primary: str) -> dict[str, Any] | None:
         "train_s": train_s,
         "scores": scores, "curve": curve,
         "used_clusters": [f["used_clusters"] for f in test["facets"]],
+        "kl_z": final_kl_z(rows, len(test["facets"])),
         "test_all": {f"facet{f['facet']}/{factor}/{m}": v for f in test["facets"]
                      for factor, s in f["factors"].items() for m, v in s.items()},
     }
+
+
+def final_kl_z(rows: list[dict[str, str]], n_facets: int) -> list[float] | None:
+    """Each facet's KL(q(z_j|x) || p(z_j|c_j)) term on the validation split after the last epoch
+    (nats per example); None for a method that logs no per-facet KL."""
+    last = rows[-1] if rows else {}
+    keys = [f"val/kl_z/{j}" for j in range(n_facets)]
+    if not all(last.get(k) not in (None, "") for k in keys):
+        return None
+    return [float(last[k]) for k in keys]
 
 
 def facet_per_factor(val: dict[str, Any]) -> dict[str, tuple[int, bool]]:
@@ -262,8 +273,9 @@ def markdown(matrix: dict, records: list[dict[str, Any]], rows: list[dict[str, A
         if not factors:
             continue
         lines += [f"### {dataset}", "",
-                  "| method | " + " | ".join(f"{f}: acc / m2o / NMI" for f in factors) + " | n | train s (median) |",
-                  "|---" * (len(factors) + 3) + "|"]
+                  "| method | " + " | ".join(f"{f}: acc / m2o / NMI" for f in factors)
+                  + " | n | train s (median) | per facet: clusters used / kl_z (nats), mean |",
+                  "|---" * (len(factors) + 4) + "|"]
         for method in entry["methods"]:
             cells = []
             for factor in factors:
@@ -277,9 +289,20 @@ def markdown(matrix: dict, records: list[dict[str, Any]], rows: list[dict[str, A
             runs = [r for r in records if (r["dataset"], r["method"]) == (dataset, method)]
             times = [r["train_s"] for r in runs if r["train_s"] is not None]
             time = f"{statistics.median(times):.1f}" if times else "—"
-            lines.append(f"| `{method}` | " + " | ".join(cells) + f" | {len(runs)} | {time} |")
+            lines.append(f"| `{method}` | " + " | ".join(cells) + f" | {len(runs)} | {time} | {facet_use(runs)} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def facet_use(runs: list[dict[str, Any]]) -> str:
+    """Facet by facet, the mean number of clusters in use on the test split and the mean final
+    validation kl_z: a collapsed facet shows 1 cluster and ~0 nats."""
+    if not runs:
+        return "—"
+    used = [statistics.fmean(col) for col in zip(*(r["used_clusters"] for r in runs))]
+    kls = [r["kl_z"] for r in runs if r.get("kl_z")]
+    kl = [statistics.fmean(col) for col in zip(*kls)] if len(kls) == len(runs) else [None] * len(used)
+    return ", ".join(f"{u:.1f}" + ("" if k is None else f" / {k:.2f}") for u, k in zip(used, kl))
 
 
 def _pm(row: dict[str, Any]) -> str:

@@ -90,3 +90,12 @@ def test_a_run_on_some_datasets_reports_every_stored_dataset(tmp_path):
     report = (tmp_path / "out" / "quality.md").read_text()
     assert "### one" in report and "### two" in report
     assert "| `kmeans` | 0.250 / 0.350 / 0.500 | 1 |" in report  # Hungarian / many-to-one / NMI
+
+
+def test_the_report_shows_each_facets_cluster_use_and_kl_so_a_collapse_is_visible():
+    rows = [{"val/kl_z/0": "0.03", "val/kl_z/1": "8.5"}]
+    assert quality.final_kl_z(rows, 2) == [0.03, 8.5]
+    assert quality.final_kl_z([{"val/loss": "1.0"}], 1) is None  # a method without per-facet KL
+    runs = [{"used_clusters": [1, 10], "kl_z": [0.02, 8.0]}, {"used_clusters": [3, 9], "kl_z": [0.04, 9.0]}]
+    assert quality.facet_use(runs) == "2.0 / 0.03, 9.5 / 8.50"
+    assert quality.facet_use([{"used_clusters": [10]}, {"used_clusters": [8], "kl_z": None}]) == "9.0"
