@@ -207,10 +207,11 @@ def read_trial(trial_dir: Path, primary: str) -> dict[str, Any] | None:
 
 
 def final_kl_z(rows: list[dict[str, str]], n_facets: int) -> list[float] | None:
-    """Each facet's KL(q(z_j|x) || p(z_j|c_j)) term on the validation split after the last epoch
-    (nats per example); None for a method that logs no per-facet KL."""
+    """Each facet's kl_z term (nats per example) averaged over the last epoch's training steps:
+    what the facet carries while it trains (a mixture refitted at the end of that epoch leaves
+    it as it was); None for a method that logs no per-facet KL."""
     last = rows[-1] if rows else {}
-    keys = [f"val/kl_z/{j}" for j in range(n_facets)]
+    keys = [f"train/kl_z/{j}" for j in range(n_facets)]
     if not all(last.get(k) not in (None, "") for k in keys):
         return None
     return [float(last[k]) for k in keys]
@@ -295,8 +296,8 @@ def markdown(matrix: dict, records: list[dict[str, Any]], rows: list[dict[str, A
 
 
 def facet_use(runs: list[dict[str, Any]]) -> str:
-    """Facet by facet, the mean number of clusters in use on the test split and the mean final
-    validation kl_z: a collapsed facet shows 1 cluster and ~0 nats."""
+    """Facet by facet, the mean number of clusters in use on the test split and the mean kl_z of
+    the last training epoch: a collapsed facet shows 1 cluster and ~0 nats."""
     if not runs:
         return "—"
     used = [statistics.fmean(col) for col in zip(*(r["used_clusters"] for r in runs))]

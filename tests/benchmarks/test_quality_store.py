@@ -93,7 +93,7 @@ def test_a_run_on_some_datasets_reports_every_stored_dataset(tmp_path):
 
 
 def test_the_report_shows_each_facets_cluster_use_and_kl_so_a_collapse_is_visible():
-    rows = [{"val/kl_z/0": "0.03", "val/kl_z/1": "8.5"}]
+    rows = [{"train/kl_z/0": "0.03", "train/kl_z/1": "8.5"}]
     assert quality.final_kl_z(rows, 2) == [0.03, 8.5]
     assert quality.final_kl_z([{"val/loss": "1.0"}], 1) is None  # a method without per-facet KL
     runs = [{"used_clusters": [1, 10], "kl_z": [0.02, 8.0]}, {"used_clusters": [3, 9], "kl_z": [0.04, 9.0]}]
