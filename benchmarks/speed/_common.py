@@ -115,13 +115,10 @@ def schedule_epochs(cfg: Mapping[str, Any]) -> list[int] | None:
 def main_phase_epoch(exp) -> int:
     """An epoch in the main phase of a built experiment's model.
 
-    MFCVAE (progressive or constant schedule): the last epoch (every facet is active; in the
-    shipped CPU configs the fade-in of the last facet is over by then). Autoencoder baselines:
-    the first epoch after pre-training.
+    The last epoch: there every facet of an MFCVAE is active (in the shipped CPU configs the
+    fade-in of the last facet is over by then) and every pre-training phase (MFCVAE's
+    ``pretrain_epochs``, the autoencoder baselines') has ended.
     """
-    model_cfg = exp.model.config
-    if hasattr(model_cfg, "pretrain_epochs"):
-        return int(model_cfg.pretrain_epochs)
     return exp.trainer.epochs - 1
 
 

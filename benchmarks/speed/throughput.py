@@ -6,9 +6,9 @@ configs/baselines/{shapes,fashion_mnist,mnist5k,colored_mnist}/) the model is bu
 (``on_epoch_start(0)`` -- GMM / data initialisation -- and ``on_epoch_start(E)``: k-means / GMM
 initialisation of the autoencoder baselines), and then, on the first training batch,
 ``model.training_loss(x, epoch=E, step=0)`` + backward + the trainer's Adam
-(``make_optimizer``) is timed. E is a main-phase epoch: the last epoch for MFCVAE (every facet
-active), the first epoch after pre-training for ae_kmeans / dec / idec / vade (their
-pre-training step is timed too, interleaved). For MFCVAE configs (J = 2 and J = 1) a *bare*
+(``make_optimizer``) is timed. E is a main-phase epoch: the last one (every MFCVAE facet
+active, every pre-training over; for ae_kmeans / dec / idec / vade the pre-training step is
+timed too, interleaved). For MFCVAE configs (J = 2 and J = 1) a *bare*
 step (encoder, one rsample per facet, decoder, the likelihood's reconstruction term, backward,
 the same optimiser factory; as in step_overhead.py) is timed interleaved with the full step
 and the ratio full / bare reported; with ``--compare-compile MODE`` also, for the J = 2

@@ -377,18 +377,20 @@ def train(config: str | Path | Mapping[str, Any], overrides: Sequence[str] = (),
         check_writable_folder(resolved.trainer.runs_dir, RUNS_DIR_KEYS)
     experiment = build(resolved)
     run, created = _new_run_dir(experiment, run_dir)
-    try:
-        with run.lock():
+    # Refused by the lock, a process removes nothing: the holder may be a second run that found
+    # the directory this process had just created, and is writing into it.
+    with run.lock():
+        try:
             if run_dir is not None:  # another process may have filled it since the check above
                 ensure_absent(run.path, ignore=[LOCK_NAME])
             run.prepare(user, experiment.config, experiment.resolved.registry.providers())
             if not quiet:
                 tqdm.write(f"run directory: {run.path}")
             Trainer(experiment, run, quiet=quiet, on_epoch_end=on_epoch_end).fit()
-    except RunDirError:
-        if created and not run.status_file.exists():  # nothing of a run was written: leave nothing behind
-            shutil.rmtree(run.path, ignore_errors=True)
-        raise
+        except RunDirError:
+            if created and not run.status_file.exists():  # nothing of a run was written: leave nothing behind
+                shutil.rmtree(run.path, ignore_errors=True)
+            raise
     return run.path
 
 

@@ -129,3 +129,28 @@ def test_the_lock_is_exclusive_and_released_on_exit(tmp_path):
             pass  # pragma: no cover
     assert not (tmp_path / LOCK_NAME).exists()
     ensure_unlocked(tmp_path)
+
+
+def test_a_run_that_created_the_directory_but_lost_the_lock_leaves_the_winners_files(toy_config, tmp_path,
+                                                                                     monkeypatch):
+    """The race behind an old flake: run A creates --run-dir, run B finds it and takes the lock
+    first; A is refused and must not delete the directory B is writing into."""
+    import contextlib
+
+    import mfcf
+    from mfcf.engine import trainer
+
+    run = tmp_path / "run"
+    real = trainer._new_run_dir
+    winner = contextlib.ExitStack()
+
+    def lose_the_race(experiment, run_dir):
+        created = real(experiment, run_dir)  # this run creates the directory ...
+        winner.enter_context(run_lock(run))  # ... and another run locks it first and writes
+        (run / "resolved.yaml").write_text("{}")  # its run.json is not written yet
+        return created
+
+    monkeypatch.setattr(trainer, "_new_run_dir", lose_the_race)
+    with winner, pytest.raises(RunDirError, match="in use by process"):
+        mfcf.train(toy_config, run_dir=run, quiet=True)
+    assert (run / "resolved.yaml").read_text() == "{}"
