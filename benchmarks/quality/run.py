@@ -38,6 +38,7 @@ import math
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -168,11 +169,17 @@ class Pair:
         return self.name, code, tail
 
 
+#: Pairs run in threads; two git commands at once would collide on the repository's index.lock.
+_GIT = threading.Lock()
+
+
 def git_commit(path: Path, message: str) -> None:
     """Commit ``path`` alone (other staged changes stay staged), so the record survives the session."""
     repo = ["git", "-C", str(path.parent)]
-    subprocess.run([*repo, "add", "--", str(path)], check=True, capture_output=True)
-    subprocess.run([*repo, "commit", "--quiet", "-m", message, "--", str(path)], check=True, capture_output=True)
+    with _GIT:
+        subprocess.run([*repo, "add", "--", str(path)], check=True, capture_output=True)
+        subprocess.run([*repo, "commit", "--quiet", "-m", message, "--", str(path)], check=True,
+                       capture_output=True)
 
 
 # -- reading -------------------------------------------------------------------------------

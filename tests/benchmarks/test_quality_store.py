@@ -67,6 +67,30 @@ def test_git_commit_commits_the_record_alone(tmp_path):
     assert "A  other.txt" in git("status", "--short")
 
 
+def test_records_of_pairs_finishing_together_are_all_committed(tmp_path):
+    # Pairs harvest in parallel threads; unserialised, their git commands collide on index.lock
+    # (this ended a Fashion-MNIST run on 2026-12-05 with "git commit ... exit status 128").
+    import concurrent.futures
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.com")
+    git("config", "user.name", "t")
+    records = []
+    for method in ("m0", "m1", "m2", "m3"):
+        for seed in range(5):
+            record = tmp_path / "trials" / "d" / method / f"seed{seed}.json"
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text("{}")
+            records.append(record)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda r: quality.git_commit(r, f"record {r.parent.name}/{r.name}"), records))
+    assert len(git("log", "--format=%s").splitlines()) == len(records)
+    assert git("status", "--short") == ""
+
+
 def test_a_run_on_some_datasets_reports_every_stored_dataset(tmp_path):
     import json
     import sys
