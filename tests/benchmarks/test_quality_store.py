@@ -7,6 +7,8 @@ import importlib.util
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("quality_run", ROOT / "benchmarks/quality/run.py")
 quality = importlib.util.module_from_spec(spec)
@@ -49,13 +51,19 @@ def test_each_trial_runs_with_as_many_torch_threads_as_cores_it_holds(tmp_path):
     assert spec["overrides"][:2] == ["data.val_fraction=0.1", "data.floor_hue=[0]"]
 
 
-def test_git_commit_commits_the_record_alone(tmp_path):
-    def git(*args):
+@pytest.fixture
+def git(tmp_path):
+    """A git command line in a fresh repository at tmp_path; returns stdout."""
+    def run(*args):
         return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True).stdout
 
-    git("init", "-q")
-    git("config", "user.email", "t@example.com")
-    git("config", "user.name", "t")
+    run("init", "-q")
+    run("config", "user.email", "t@example.com")
+    run("config", "user.name", "t")
+    return run
+
+
+def test_git_commit_commits_the_record_alone(tmp_path, git):
     (tmp_path / "other.txt").write_text("staged, not committed")
     git("add", "other.txt")
     record = tmp_path / "trials" / "d" / "m" / "seed3.json"
@@ -67,17 +75,11 @@ def test_git_commit_commits_the_record_alone(tmp_path):
     assert "A  other.txt" in git("status", "--short")
 
 
-def test_records_of_pairs_finishing_together_are_all_committed(tmp_path):
+def test_records_of_pairs_finishing_together_are_all_committed(tmp_path, git):
     # Pairs harvest in parallel threads; unserialised, their git commands collide on index.lock
     # (this ended a Fashion-MNIST run on 2026-12-05 with "git commit ... exit status 128").
     import concurrent.futures
 
-    def git(*args):
-        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True, text=True).stdout
-
-    git("init", "-q")
-    git("config", "user.email", "t@example.com")
-    git("config", "user.name", "t")
     records = []
     for method in ("m0", "m1", "m2", "m3"):
         for seed in range(5):
