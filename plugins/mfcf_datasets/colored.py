@@ -14,7 +14,7 @@ from mfcf.errors import ConfigError
 
 from .mnist import FashionMNISTDataset, MNISTDataset
 from .render import hue_to_rgb
-from .small_digits import DigitsDataset, MNIST5kDataset
+from .small_digits import DigitsDataset, MNIST5kDataset, pad_to
 from .splits import split_rng
 
 #: Grey datasets that ``colored`` can wrap, by registered name.
@@ -32,7 +32,10 @@ class ColoredConfig:
     * ``fg_colors`` -- number of foreground colours: fully saturated hues evenly spaced in [0, 1);
     * ``bg_colors`` -- number of background colours: hues offset by half a step, at HSV value
       ``bg_value`` (dark, so the digit stays visible on any background). One colour (and
-      ``bg_value: 0`` for black) removes that factor.
+      ``bg_value: 0`` for black) removes that factor;
+    * ``image_size`` -- side of the output images; ``null`` keeps the base's size, a larger
+      value centres the image in a frame of background (MNIST's 28x28 in 32x32 lets the conv
+      ladder host three facets).
     """
 
     base: str = "mnist5k"
@@ -40,6 +43,7 @@ class ColoredConfig:
     fg_colors: int = 5
     bg_colors: int = 5
     bg_value: float = 0.35
+    image_size: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.base not in GREY_BASES:
@@ -50,6 +54,8 @@ class ColoredConfig:
         positive(self.bg_colors, "bg_colors")
         if not 0.0 <= self.bg_value <= 1.0:
             raise ConfigError(f"must lie in [0, 1], got {self.bg_value}", key="bg_value")
+        if self.image_size is not None:
+            positive(self.image_size, "image_size")
 
 
 class ColoredDataset(Dataset):
@@ -73,6 +79,11 @@ class ColoredDataset(Dataset):
             self.base = base_cls(base_config, seed=seed)
         except ConfigError as exc:  # a key of the base's own section, e.g. its root
             raise ConfigError(str(exc).split(" (config key:")[0], key=f"data.base_options.{exc.key}") from None
+        height, width = self.base.info.shape[1:]
+        size = self.config.image_size
+        if size is not None and size < max(height, width):
+            raise ConfigError(f"{size} would crop the {height}x{width} images of {self.config.base!r}; use a size "
+                              f">= {max(height, width)} or null for the base's own size", key="data.image_size")
         fg_hues = np.arange(self.config.fg_colors) / self.config.fg_colors
         bg_hues = (np.arange(self.config.bg_colors) + 0.5) / self.config.bg_colors
         self.fg_palette = torch.from_numpy(hue_to_rgb(fg_hues)).float()
@@ -86,7 +97,9 @@ class ColoredDataset(Dataset):
     @property
     def info(self) -> DataInfo:
         base = self.base.info
-        return DataInfo(shape=(3, *base.shape[1:]), factors={**base.factors, **self.colour_factors},
+        size = self.config.image_size
+        shape = base.shape[1:] if size is None else (size, size)
+        return DataInfo(shape=(3, *shape), factors={**base.factors, **self.colour_factors},
                         likelihood_hint="gaussian")
 
     def load(self, split: str) -> DataSplit:
@@ -94,7 +107,7 @@ class ColoredDataset(Dataset):
         rng = split_rng(self.seed, split)
         fg = torch.from_numpy(rng.integers(self.config.fg_colors, size=len(grey)))
         bg = torch.from_numpy(rng.integers(self.config.bg_colors, size=len(grey)))
-        g = grey.images  # (N, 1, H, W) in [0, 1]
+        g = grey.images if self.config.image_size is None else pad_to(grey.images, self.config.image_size)
         images = g * self.fg_palette[fg][:, :, None, None] + (1 - g) * self.bg_palette[bg][:, :, None, None]
         drawn = {"fg_color": fg, "bg_color": bg}
         return DataSplit(images.clamp_(0.0, 1.0), {**grey.factors, **{k: drawn[k] for k in self.colour_factors}})

@@ -122,10 +122,10 @@ class DigitsConfig:
         _check_fraction(self.test_fraction, "test_fraction")
 
 
-def _pad(images: torch.Tensor, size: int) -> torch.Tensor:
-    before = (size - images.shape[-1]) // 2
-    after = size - images.shape[-1] - before
-    return F.pad(images, (before, after, before, after))
+def pad_to(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre (N, C, H, W) images in a zero frame of side ``size`` (>= H, W)."""
+    top, left = (size - images.shape[-2]) // 2, (size - images.shape[-1]) // 2
+    return F.pad(images, (left, size - images.shape[-1] - left, top, size - images.shape[-2] - top))
 
 
 def _bilinear(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -133,7 +133,7 @@ def _bilinear(images: torch.Tensor, size: int) -> torch.Tensor:
     return out.clamp_(0.0, 1.0)
 
 
-RESIZERS = {"pad": _pad, "bilinear": _bilinear}
+RESIZERS = {"pad": pad_to, "bilinear": _bilinear}
 
 
 class DigitsDataset(StratifiedDataset):

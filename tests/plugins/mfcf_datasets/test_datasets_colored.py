@@ -62,6 +62,18 @@ def test_wraps_other_grey_bases_with_their_options(tmp_path, writers, build):
     assert mnist.images.shape == (80, 3, 28, 28)
 
 
+def test_image_size_frames_the_image_in_its_background(build):
+    framed, plain = build(ColoredDataset, image_size=32).load("test"), build(ColoredDataset).load("test")
+    assert build(ColoredDataset, image_size=32).info.shape == (3, 32, 32)
+    assert framed.images.shape[1:] == (3, 32, 32)
+    for name in ("label", "fg_color", "bg_color"):
+        assert torch.equal(framed.factors[name], plain.factors[name])
+    assert torch.equal(framed.images[:, :, 2:30, 2:30], plain.images)
+    bg = palette(5, 0.5, 0.35)[framed.factors["bg_color"]][:, :, None]
+    assert torch.allclose(framed.images[:, :, 0], bg.expand(-1, -1, 32), atol=1e-6)  # top row: background
+    assert torch.allclose(framed.images[:, :, :, 31], bg.expand(-1, -1, 32), atol=1e-6)  # right column
+
+
 def test_config_errors_name_the_key(build):
     with pytest.raises(ConfigError, match=r"mnist5k, mnist, fashion_mnist, digits.*data.base\)"):
         build(ColoredDataset, base="svhn")
@@ -72,3 +84,7 @@ def test_config_errors_name_the_key(build):
         build(ColoredDataset, fg_colors=0)
     with pytest.raises(ConfigError, match="data.bg_value"):
         build(ColoredDataset, bg_value=1.5)
+    with pytest.raises(ConfigError, match=r"24 would crop the 28x28 images of 'mnist5k'.*>= 28.*data.image_size"):
+        build(ColoredDataset, image_size=24)
+    with pytest.raises(ConfigError, match="data.image_size"):
+        build(ColoredDataset, image_size=0)
