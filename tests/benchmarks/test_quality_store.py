@@ -23,7 +23,7 @@ def test_seeds_come_from_the_method_then_the_dataset_then_the_matrix():
     assert quality.method_config({"config": "a.yaml", "seeds": [1]}) == "a.yaml" == quality.method_config("a.yaml")
 
 
-def test_the_shipped_matrix_names_existing_configs_and_fresh_seeds_for_the_shapes_configs():
+def test_the_shipped_matrix_names_existing_configs_and_reports_fresh_seeds():
     import yaml
 
     matrix = yaml.safe_load((ROOT / "benchmarks/quality/matrix.yaml").read_text())
@@ -31,10 +31,13 @@ def test_the_shipped_matrix_names_existing_configs_and_fresh_seeds_for_the_shape
         for method, spec in entry["methods"].items():
             config = ROOT / "benchmarks/quality" / quality.method_config(spec)
             assert config.resolve().is_file(), (dataset, method)
-    for dataset in ("shapes_config1", "shapes_config2"):
+    reported = {"shapes_config1": "mfcvae_j2", "shapes_config2": "mfcvae_j2", "mnist5k": "mfcvae_j2",
+                "fashion_mnist": "mfcvae_j2", "colored_mnist": "mfcvae_j3", "colored_fashion_mnist": "mfcvae_j3"}
+    for dataset, main in reported.items():  # the issues' discipline: nothing was chosen on seeds 10-19
         entry = matrix["datasets"][dataset]
-        assert quality.wanted_seeds(matrix, entry, entry["methods"]["mfcvae_j2"]) == list(range(10, 20))
-        assert quality.wanted_seeds(matrix, entry, entry["methods"]["kmeans"]) == list(range(10, 15))
+        assert quality.wanted_seeds(matrix, entry, entry["methods"][main]) == list(range(10, 20)), dataset
+        for spec in entry["methods"].values():
+            assert quality.wanted_seeds(matrix, entry, spec)[:5] == list(range(10, 15)), dataset
 
 
 def test_each_trial_runs_with_as_many_torch_threads_as_cores_it_holds(tmp_path):

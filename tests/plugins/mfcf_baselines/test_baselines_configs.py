@@ -16,7 +16,7 @@ from mfcf.engine.build import resolve
 ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = ROOT / "configs" / "baselines"
 BASELINES = ["kmeans", "gmm_pca", "ae_kmeans", "dec", "idec", "vade", "mfcvae_j1"]
-CPU_SETS = ["mnist5k", "fashion_mnist", "colored_mnist", "shapes"]
+CPU_SETS = ["mnist5k", "fashion_mnist", "colored_mnist", "colored_fashion_mnist", "shapes"]
 ALL = sorted(CONFIGS.rglob("*.yaml"))
 
 
@@ -29,6 +29,20 @@ def test_every_baseline_has_a_cpu_config_per_dataset_and_paper_configs():
     for folder in CPU_SETS:
         assert sorted(p.stem for p in (CONFIGS / folder).glob("*.yaml")) == sorted(BASELINES), folder
     assert {p.stem for p in (CONFIGS / "paper").glob("*.yaml")} >= {"dec_mnist", "idec_mnist", "vade_mnist"}
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_coloured_fashion_configs_are_the_fashion_configs_on_coloured_data(name):
+    """Same model, networks, epochs and batch as on Fashion-MNIST: only the data (and the
+    likelihood, Gaussian for RGB) differ, so the coloured row compares methods at the same budget."""
+    grey = mfcf.load_config(CONFIGS / "fashion_mnist" / f"{name}.yaml")
+    coloured = mfcf.load_config(CONFIGS / "colored_fashion_mnist" / f"{name}.yaml")
+    assert coloured["data"] == {**grey["data"], "name": "colored", "base": "fashion_mnist", "fg_colors": 5,
+                                "bg_colors": 5, "image_size": 32}
+    if "likelihood" in grey:
+        assert coloured["likelihood"] == {"name": "gaussian", "sigma": 0.3, "mean_activation": "sigmoid"}
+    drop = lambda c: {k: v for k, v in c.items() if k not in ("data", "likelihood")}  # noqa: E731
+    assert drop(coloured) == drop(grey)
 
 
 @pytest.mark.parametrize("path", ALL, ids=[str(p.relative_to(CONFIGS)) for p in ALL])
