@@ -173,13 +173,20 @@ class Pair:
 _GIT = threading.Lock()
 
 
-def git_commit(path: Path, message: str) -> None:
-    """Commit ``path`` alone (other staged changes stay staged), so the record survives the session."""
+def git_commit(path: Path, message: str, *, tries: int = 30) -> None:
+    """Commit ``path`` alone (other staged changes stay staged), so the record survives the session.
+    A git command of the user's holding the index lock at that moment is waited for (up to
+    ``tries`` seconds), not fatal to the sweep."""
     repo = ["git", "-C", str(path.parent)]
     with _GIT:
-        subprocess.run([*repo, "add", "--", str(path)], check=True, capture_output=True)
-        subprocess.run([*repo, "commit", "--quiet", "-m", message, "--", str(path)], check=True,
-                       capture_output=True)
+        for command in (["add", "--", str(path)], ["commit", "--quiet", "-m", message, "--", str(path)]):
+            for attempt in range(tries):
+                done = subprocess.run([*repo, *command], capture_output=True, text=True)
+                if done.returncode == 0 or "index.lock" not in done.stderr or attempt == tries - 1:
+                    break
+                time.sleep(1.0)
+            if done.returncode != 0:
+                raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
 
 
 # -- reading -------------------------------------------------------------------------------

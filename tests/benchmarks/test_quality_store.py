@@ -96,6 +96,26 @@ def test_records_of_pairs_finishing_together_are_all_committed(tmp_path, git):
     assert git("status", "--short") == ""
 
 
+def test_a_git_command_of_the_users_holding_the_index_lock_is_waited_for(tmp_path, git):
+    import subprocess
+    import threading
+
+    record = tmp_path / "trials" / "d" / "m" / "seed0.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    lock = tmp_path / ".git" / "index.lock"  # what a `git commit` of the user's holds while it runs
+    lock.write_text("")
+    threading.Timer(1.5, lock.unlink).start()
+    quality.git_commit(record, "record after the lock")
+    assert git("log", "--format=%s") == "record after the lock\n"
+    other = record.with_name("seed1.json")
+    other.write_text("{}")
+    lock.write_text("")  # never released: the record is not committed, and the error says why
+    with pytest.raises(subprocess.CalledProcessError) as err:
+        quality.git_commit(other, "never", tries=2)
+    assert "index.lock" in err.value.stderr
+
+
 def test_a_run_on_some_datasets_reports_every_stored_dataset(tmp_path):
     import json
     import sys
