@@ -63,8 +63,9 @@ def test_wraps_other_grey_bases_with_their_options(tmp_path, writers, build):
 
 
 def test_image_size_frames_the_image_in_its_background(build):
-    framed, plain = build(ColoredDataset, image_size=32).load("test"), build(ColoredDataset).load("test")
-    assert build(ColoredDataset, image_size=32).info.shape == (3, 32, 32)
+    framing = build(ColoredDataset, image_size=32)
+    framed, plain = framing.load("test"), build(ColoredDataset).load("test")
+    assert framing.info.shape == (3, 32, 32)
     assert framed.images.shape[1:] == (3, 32, 32)
     for name in ("label", "fg_color", "bg_color"):
         assert torch.equal(framed.factors[name], plain.factors[name])
