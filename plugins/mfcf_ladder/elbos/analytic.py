@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
-from mfcf.api import FacetPrior, GaussianPosterior
+from .base import MFCVAEELBOBase, SamplesConfig, optimal_cluster_log_posterior
 
-from .base import MFCVAEELBOBase, SamplesConfig
-
-
-def optimal_cluster_log_posterior(prior: FacetPrior, q: GaussianPosterior) -> Tensor:
-    """log q*(c | x) = log_softmax_c(log pi_c + E_q[log N(z; mu_c, Sigma_c)]): (B, K) (§2.2).
-
-    q* maximises the mean-field ELBO over q(c|x) for fixed q(z|x); it averages
-    log-posteriors log p(c|z) over q(z|x), not posteriors.
-    """
-    return torch.log_softmax(prior.log_weights() + prior.expected_component_log_prob(q), dim=-1)
+__all__ = ["MFCVAEAnalyticELBO", "optimal_cluster_log_posterior"]
 
 
 class MFCVAEAnalyticELBO(MFCVAEELBOBase):

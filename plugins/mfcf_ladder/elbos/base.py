@@ -16,23 +16,55 @@ from mfcf.config import positive
 
 @dataclasses.dataclass
 class FreeNatsConfig:
-    """``free_nats`` -- a floor lambda >= 0 on every facet's batch-mean ``kl_z`` in the loss:
-    the loss uses max(kl_z[j], lambda) ("free bits", Kingma et al. 2016, per facet), so a facet
-    may carry up to lambda nats of information about x at no cost and the optimiser gains
-    nothing by collapsing it to its prior. 0 (default, faithful) is the plain objective. The
-    logged ``kl_z`` and ``elbo`` stay the true values; ``loss`` is the floored one."""
+    """Loss options of every estimator (neither is in the paper; both default to off):
+
+    * ``free_nats`` -- a floor lambda >= 0 on every facet's batch-mean ``kl_z`` in the loss:
+      the loss uses max(kl_z[j], lambda) ("free bits", Kingma et al. 2016, per facet), so a
+      facet may carry up to lambda nats of information about x at no cost and the optimiser
+      gains nothing by collapsing it to its prior;
+    * ``facet_independence`` -- a weight w >= 0 on the mutual information between the
+      clusterings of every pair of facets, estimated on the batch from q*(c_i|x) and q*(c_j|x)
+      (:func:`facet_mutual_information`) and added to the loss as w * beta_c[i] * beta_c[j] *
+      I(c_i; c_j) (the betas fade it in with the facets). The generative model draws the
+      facets' clusters independently; this asks the posterior clusterings to be independent
+      too, so a facet does not spend its clusters on a factor another facet already clusters.
+
+    The logged ``kl_z`` and ``elbo`` stay the true values; ``loss`` includes both options, and
+    with ``facet_independence`` > 0 the batch estimate ``facet_mi`` (sum over pairs) is logged."""
 
     free_nats: float = 0.0
+    facet_independence: float = 0.0
 
     def __post_init__(self) -> None:
         positive(self.free_nats, "free_nats", allow_zero=True)
+        positive(self.facet_independence, "facet_independence", allow_zero=True)
+
+
+def optimal_cluster_log_posterior(prior: FacetPrior, q: GaussianPosterior) -> Tensor:
+    """log q*(c | x) = log_softmax_c(log pi_c + E_q[log N(z; mu_c, Sigma_c)]): (B, K) (§2.2).
+
+    q* maximises the mean-field ELBO over q(c|x) for fixed q(z|x); it averages
+    log-posteriors log p(c|z) over q(z|x), not posteriors.
+    """
+    return torch.log_softmax(prior.log_weights() + prior.expected_component_log_prob(q), dim=-1)
+
+
+def facet_mutual_information(q_a: Tensor, q_b: Tensor) -> Tensor:
+    """I(c_a; c_b) in nats of the batch's joint assignment distribution
+    P(c_a, c_b) = mean_x q(c_a|x) q(c_b|x)^T, from soft assignments ``q_a`` (B, K_a) and
+    ``q_b`` (B, K_b): sum P log(P / (P_a P_b)) with the marginals P_a, P_b of P. Zero exactly
+    when the batch's clusterings are independent; at most min(log K_a, log K_b)."""
+    joint = q_a.transpose(0, 1) @ q_b / q_a.shape[0]
+    outer = joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True)
+    tiny = torch.finfo(joint.dtype).tiny
+    return (joint * (joint.clamp_min(tiny).log() - outer.clamp_min(tiny).log())).sum()
 
 
 @dataclasses.dataclass
 class SamplesConfig(FreeNatsConfig):
     """``n_samples`` -- reparameterised samples of z per example (S); every term is averaged
-    over them. The decoder sees one batch of S * B latents. ``free_nats``: see
-    :class:`FreeNatsConfig`."""
+    over them. The decoder sees one batch of S * B latents. ``free_nats``,
+    ``facet_independence``: see :class:`FreeNatsConfig`."""
 
     n_samples: int = 1
 
@@ -61,8 +93,9 @@ class MFCVAEELBOBase(ELBO):
     The loss is (§3.1)
 
         loss = -recon + sum_j (beta_z[j] * max(kl_z[j], free_nats) + beta_c[j] * kl_c[j])
+               + facet_independence * sum_{i<j} beta_c[i] beta_c[j] I(c_i; c_j)
 
-    (``free_nats`` = 0 unless configured: the paper's objective).
+    (``free_nats`` = ``facet_independence`` = 0 unless configured: the paper's objective).
 
     where ``recon`` is the mean of log p(x|z) over samples and batch. Logged terms (detached
     0-dim tensors on the model's device): ``loss``, ``elbo`` (recon - kl_z - kl_c, i.e. all
@@ -95,7 +128,26 @@ class MFCVAEELBOBase(ELBO):
             if floor > 0:
                 kz = torch.clamp(kz, min=floor)
             loss = loss + scaled(kz, coeffs.beta_z[j]) + scaled(kc, coeffs.beta_c[j])
-        return LossOutput(loss, {"loss": loss.detach(), **d.terms})
+        terms = d.terms
+        if self.config.facet_independence > 0:
+            mi = self.independence_penalty(model.priors, posteriors, coeffs)
+            loss = loss + self.config.facet_independence * mi
+            terms = {**terms, "facet_mi": mi.detach()}
+        return LossOutput(loss, {"loss": loss.detach(), **terms})
+
+    @staticmethod
+    def independence_penalty(priors: Sequence[FacetPrior], posteriors: Sequence[GaussianPosterior],
+                             coeffs: Coefficients) -> Tensor:
+        """sum over facet pairs i < j of beta_c[i] * beta_c[j] * I(c_i; c_j) on the batch, with
+        q*(c|x) as each facet's assignment (see ``facet_independence``)."""
+        with torch.autocast(posteriors[0].mean.device.type, enabled=False):
+            assignments = [optimal_cluster_log_posterior(p, q).exp() for p, q in zip(priors, posteriors)]
+        total = assignments[0].new_zeros(())
+        for i in range(len(assignments)):
+            for j in range(i + 1, len(assignments)):
+                total = total + scaled(facet_mutual_information(assignments[i], assignments[j]),
+                                       coeffs.beta_c[i] * coeffs.beta_c[j])
+        return total
 
     _compiled_densities: Callable[..., Densities] | None = None
 

@@ -24,6 +24,8 @@ from mfcf_ladder.elbos import (
     MFCVAEMonteCarloELBO,
     optimal_cluster_log_posterior,
 )
+from mfcf_ladder.elbos.base import facet_mutual_information
+from sklearn.metrics import mutual_info_score
 from mfcf_ladder.likelihoods import BernoulliLikelihood
 from mfcf_ladder.priors import MoGPrior
 
@@ -391,8 +393,60 @@ def test_free_nats_floor_each_facets_kl_z_in_the_loss_only(estimator_cls):
     assert all(torch.allclose(a, b) for a, b in zip(g_floored, g_without))
 
 
-def test_free_nats_must_not_be_negative():
+@pytest.mark.parametrize("key", ["free_nats", "facet_independence"])
+def test_loss_options_must_not_be_negative(key):
     for estimator_cls in ESTIMATORS:
         with pytest.raises(ConfigError) as info:
-            validate_section(estimator_cls.Config, {"free_nats": -1.0}, "elbo")
-        assert info.value.key == "elbo.free_nats"
+            validate_section(estimator_cls.Config, {key: -1.0}, "elbo")
+        assert info.value.key == f"elbo.{key}"
+        assert "-1" in str(info.value)
+
+
+# -- facet independence -------------------------------------------------------------------
+def test_facet_mutual_information_of_hard_labels_is_sklearns():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 4, 300)
+    b = np.where(rng.random(300) < 0.6, a % 3, rng.integers(0, 3, 300))  # partly dependent on a
+    one_hot = lambda labels, k: torch.eye(k, dtype=torch.float64)[torch.as_tensor(labels)]
+    mi = facet_mutual_information(one_hot(a, 4), one_hot(b, 3)).item()
+    assert mi == pytest.approx(mutual_info_score(a, b), rel=1e-10)
+    assert mi > 0.1
+    # every (a, b) combination equally often: independent, whatever the labels
+    grid_a, grid_b = np.repeat(np.arange(4), 3), np.tile(np.arange(3), 4)
+    assert facet_mutual_information(one_hot(grid_a, 4), one_hot(grid_b, 3)).item() == pytest.approx(0, abs=1e-12)
+    # a clustering against itself: its entropy
+    assert facet_mutual_information(one_hot(grid_a, 4), one_hot(grid_a, 4)).item() == pytest.approx(math.log(4))
+
+
+def test_facet_mutual_information_of_soft_assignments_is_the_joints():
+    q_a = torch.softmax(torch.randn(50, 3, generator=torch.Generator().manual_seed(0)), -1)
+    q_b = torch.softmax(torch.randn(50, 2, generator=torch.Generator().manual_seed(1)), -1)
+    joint = np.einsum("bi,bj->ij", q_a.numpy(), q_b.numpy()) / 50
+    outer = np.outer(joint.sum(1), joint.sum(0))
+    expected = float((joint * np.log(joint / outer)).sum())
+    assert facet_mutual_information(q_a, q_b).item() == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("estimator_cls", ESTIMATORS)
+def test_facet_independence_adds_the_weighted_batch_mutual_information(estimator_cls):
+    model, x = StandInModel(seed=5), batch(B=16)
+    coeffs = coefficients(beta_z=(1.0, 1.0), beta_c=(0.5, 0.8))
+    plain = run(estimator_cls(n_facets=2), model, x, coeffs)
+    assert "facet_mi" not in plain.terms
+    config = validate_section(estimator_cls.Config, {"facet_independence": 3.0}, "elbo")
+    penalised = run(estimator_cls(config, n_facets=2), model, x, coeffs)
+    with torch.no_grad():
+        q = [optimal_cluster_log_posterior(p, post).exp() for p, post in zip(model.priors, model.encoder(x))]
+    mi = facet_mutual_information(*q).item()
+    assert mi > 1e-4
+    assert penalised.terms["facet_mi"].item() == pytest.approx(0.5 * 0.8 * mi, rel=1e-10)
+    assert penalised.loss.item() == pytest.approx(plain.loss.item() + 3.0 * 0.5 * 0.8 * mi, rel=1e-10)
+    assert penalised.terms["elbo"].item() == pytest.approx(plain.terms["elbo"].item(), rel=1e-12)
+    # the penalty's gradient reaches the priors' means (the clusterings themselves move)
+    g_plain = torch.autograd.grad(plain.loss, model.priors[0].means)[0]
+    g_penalised = torch.autograd.grad(penalised.loss, model.priors[0].means)[0]
+    assert not torch.allclose(g_plain, g_penalised)
+    # a facet whose KL weight is still 0 (not yet faded in) is left out
+    off = coefficients(beta_z=(0.0, 1.0), beta_c=(0.0, 1.0))
+    assert run(estimator_cls(config, n_facets=2), model, x, off).loss.item() == pytest.approx(
+        run(estimator_cls(n_facets=2), model, x, off).loss.item(), rel=1e-12)
