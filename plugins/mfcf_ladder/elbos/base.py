@@ -28,16 +28,27 @@ class FreeNatsConfig:
       I(c_i; c_j) (the betas fade it in with the facets). The generative model draws the
       facets' clusters independently; this asks the posterior clusterings to be independent
       too, so a facet does not spend its clusters on a factor another facet already clusters.
+      Alone it is minimised by collapsing a facet's clustering (one cluster for every x, or
+      the same soft assignment for every x): pair it with ``cluster_information``;
+    * ``cluster_information`` -- a weight lambda >= 0 on each facet's batch estimate of the
+      information between x and its clustering, I(x; c_j) = H(mean_x q(c_j|x)) -
+      mean_x H(q(c_j|x)) (:func:`cluster_information`), *subtracted* from the loss as
+      lambda * beta_c[j] * I(x; c_j) ("regularised information maximisation", Krause et al.
+      2010; IMSAT, Hu et al. 2017): it rewards a facet for using all its clusters, each with
+      confidence, which neither collapse mode of ``facet_independence`` does.
 
-    The logged ``kl_z`` and ``elbo`` stay the true values; ``loss`` includes both options, and
-    with ``facet_independence`` > 0 the batch estimate ``facet_mi`` (sum over pairs) is logged."""
+    The logged ``kl_z`` and ``elbo`` stay the true values; ``loss`` includes every option; with
+    ``facet_independence`` > 0 the batch estimate ``facet_mi`` (sum over pairs) is logged, with
+    ``cluster_information`` > 0 ``cluster_info`` (the beta-weighted sum over facets)."""
 
     free_nats: float = 0.0
     facet_independence: float = 0.0
+    cluster_information: float = 0.0
 
     def __post_init__(self) -> None:
         positive(self.free_nats, "free_nats", allow_zero=True)
         positive(self.facet_independence, "facet_independence", allow_zero=True)
+        positive(self.cluster_information, "cluster_information", allow_zero=True)
 
 
 def optimal_cluster_log_posterior(prior: FacetPrior, q: GaussianPosterior) -> Tensor:
@@ -58,6 +69,16 @@ def facet_mutual_information(q_a: Tensor, q_b: Tensor) -> Tensor:
     outer = joint.sum(1, keepdim=True) * joint.sum(0, keepdim=True)
     tiny = torch.finfo(joint.dtype).tiny
     return (joint * (joint.clamp_min(tiny).log() - outer.clamp_min(tiny).log())).sum()
+
+
+def cluster_information(q: Tensor) -> Tensor:
+    """I(x; c) in nats of a batch's soft assignments ``q`` (B, K), x uniform over the batch:
+    H(mean_x q(c|x)) - mean_x H(q(c|x)). Zero when every x gets the same assignment (one
+    cluster, or one soft mixture, for the whole batch); log K when the batch fills the K
+    clusters equally and each x is certain of its own."""
+    tiny = torch.finfo(q.dtype).tiny
+    entropy = lambda p: -(p * p.clamp_min(tiny).log()).sum(-1)
+    return entropy(q.mean(0)) - entropy(q).mean()
 
 
 @dataclasses.dataclass
@@ -129,19 +150,25 @@ class MFCVAEELBOBase(ELBO):
                 kz = torch.clamp(kz, min=floor)
             loss = loss + scaled(kz, coeffs.beta_z[j]) + scaled(kc, coeffs.beta_c[j])
         terms = d.terms
-        if self.config.facet_independence > 0:
-            mi = self.independence_penalty(model.priors, posteriors, coeffs)
-            loss = loss + self.config.facet_independence * mi
-            terms = {**terms, "facet_mi": mi.detach()}
+        w, lam = self.config.facet_independence, self.config.cluster_information
+        if w > 0 or lam > 0:
+            with torch.autocast(x.device.type, enabled=False):
+                assignments = [optimal_cluster_log_posterior(p, q).exp()
+                               for p, q in zip(model.priors, posteriors)]
+            if w > 0:
+                mi = self.independence_penalty(assignments, coeffs)
+                loss = loss + w * mi
+                terms = {**terms, "facet_mi": mi.detach()}
+            if lam > 0:
+                info = sum(scaled(cluster_information(q), b) for q, b in zip(assignments, coeffs.beta_c))
+                loss = loss - lam * info
+                terms = {**terms, "cluster_info": info.detach()}
         return LossOutput(loss, {"loss": loss.detach(), **terms})
 
     @staticmethod
-    def independence_penalty(priors: Sequence[FacetPrior], posteriors: Sequence[GaussianPosterior],
-                             coeffs: Coefficients) -> Tensor:
-        """sum over facet pairs i < j of beta_c[i] * beta_c[j] * I(c_i; c_j) on the batch, with
-        q*(c|x) as each facet's assignment (see ``facet_independence``)."""
-        with torch.autocast(posteriors[0].mean.device.type, enabled=False):
-            assignments = [optimal_cluster_log_posterior(p, q).exp() for p, q in zip(priors, posteriors)]
+    def independence_penalty(assignments: Sequence[Tensor], coeffs: Coefficients) -> Tensor:
+        """sum over facet pairs i < j of beta_c[i] * beta_c[j] * I(c_i; c_j) on the batch, from
+        each facet's q*(c|x) ``assignments`` (B, K_j) (see ``facet_independence``)."""
         total = assignments[0].new_zeros(())
         for i in range(len(assignments)):
             for j in range(i + 1, len(assignments)):

@@ -24,7 +24,7 @@ from mfcf_ladder.elbos import (
     MFCVAEMonteCarloELBO,
     optimal_cluster_log_posterior,
 )
-from mfcf_ladder.elbos.base import facet_mutual_information
+from mfcf_ladder.elbos.base import cluster_information, facet_mutual_information
 from sklearn.metrics import mutual_info_score
 from mfcf_ladder.likelihoods import BernoulliLikelihood
 from mfcf_ladder.priors import MoGPrior
@@ -393,7 +393,7 @@ def test_free_nats_floor_each_facets_kl_z_in_the_loss_only(estimator_cls):
     assert all(torch.allclose(a, b) for a, b in zip(g_floored, g_without))
 
 
-@pytest.mark.parametrize("key", ["free_nats", "facet_independence"])
+@pytest.mark.parametrize("key", ["free_nats", "facet_independence", "cluster_information"])
 def test_loss_options_must_not_be_negative(key):
     for estimator_cls in ESTIMATORS:
         with pytest.raises(ConfigError) as info:
@@ -450,3 +450,44 @@ def test_facet_independence_adds_the_weighted_batch_mutual_information(estimator
     off = coefficients(beta_z=(0.0, 1.0), beta_c=(0.0, 1.0))
     assert run(estimator_cls(config, n_facets=2), model, x, off).loss.item() == pytest.approx(
         run(estimator_cls(n_facets=2), model, x, off).loss.item(), rel=1e-12)
+
+
+# -- cluster information ------------------------------------------------------------------
+def test_cluster_information_of_hard_labels_is_their_entropy_and_of_a_shared_assignment_zero():
+    labels = np.array([0, 0, 1, 2, 2, 2, 3, 1])
+    one_hot = torch.eye(4, dtype=torch.float64)[torch.as_tensor(labels)]
+    assert cluster_information(one_hot).item() == pytest.approx(stats.entropy(np.bincount(labels)), rel=1e-12)
+    # both collapse modes carry nothing about x: one cluster for all, or one soft mixture for all
+    assert cluster_information(torch.eye(4, dtype=torch.float64)[[2] * 8]).item() == pytest.approx(0, abs=1e-12)
+    shared = torch.softmax(torch.randn(4, dtype=torch.float64), -1).expand(8, 4)
+    assert cluster_information(shared).item() == pytest.approx(0, abs=1e-12)
+    # soft assignments: H(mean) - mean H, computed independently with scipy
+    q = torch.softmax(torch.randn(30, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64), -1)
+    expected = stats.entropy(q.mean(0).numpy()) - stats.entropy(q.numpy(), axis=1).mean()
+    assert cluster_information(q).item() == pytest.approx(expected, rel=1e-10)
+    assert 0 < expected < math.log(5)
+
+
+@pytest.mark.parametrize("estimator_cls", ESTIMATORS)
+def test_cluster_information_subtracts_each_facets_weighted_information(estimator_cls):
+    model, x = StandInModel(seed=6), batch(B=16)
+    coeffs = coefficients(beta_z=(1.0, 1.0), beta_c=(0.5, 0.8))
+    plain = run(estimator_cls(n_facets=2), model, x, coeffs)
+    assert "cluster_info" not in plain.terms
+    config = validate_section(estimator_cls.Config, {"cluster_information": 2.0}, "elbo")
+    rewarded = run(estimator_cls(config, n_facets=2), model, x, coeffs)
+    with torch.no_grad():
+        q = [optimal_cluster_log_posterior(p, post).exp() for p, post in zip(model.priors, model.encoder(x))]
+    info = 0.5 * cluster_information(q[0]).item() + 0.8 * cluster_information(q[1]).item()
+    assert info > 1e-4
+    assert rewarded.terms["cluster_info"].item() == pytest.approx(info, rel=1e-10)
+    assert rewarded.loss.item() == pytest.approx(plain.loss.item() - 2.0 * info, rel=1e-10)
+    assert rewarded.terms["elbo"].item() == pytest.approx(plain.terms["elbo"].item(), rel=1e-12)
+    g_plain = torch.autograd.grad(plain.loss, model.priors[1].means)[0]
+    g_rewarded = torch.autograd.grad(rewarded.loss, model.priors[1].means)[0]
+    assert not torch.allclose(g_plain, g_rewarded)
+    # with both options the loss carries both terms, each computed once from the same q*
+    both = validate_section(estimator_cls.Config, {"cluster_information": 2.0, "facet_independence": 3.0}, "elbo")
+    out = run(estimator_cls(both, n_facets=2), model, x, coeffs)
+    mi = 0.5 * 0.8 * facet_mutual_information(*q).item()
+    assert out.loss.item() == pytest.approx(plain.loss.item() - 2.0 * info + 3.0 * mi, rel=1e-10)
