@@ -12,6 +12,9 @@ from torch import Tensor
 from mfcf.api import (ELBO, Coefficients, FacetPrior, GaussianPosterior, LatentModel, Likelihood, LossOutput,
                       full_precision, scaled)
 from mfcf.config import positive
+from mfcf.errors import ConfigError
+
+from ..augment import TRANSFORMS
 
 
 @dataclasses.dataclass
@@ -35,20 +38,44 @@ class FreeNatsConfig:
       mean_x H(q(c_j|x)) (:func:`cluster_information`), *subtracted* from the loss as
       lambda * beta_c[j] * I(x; c_j) ("regularised information maximisation", Krause et al.
       2010; IMSAT, Hu et al. 2017): it rewards a facet for using all its clusters, each with
-      confidence, which neither collapse mode of ``facet_independence`` does.
+      confidence, which neither collapse mode of ``facet_independence`` does;
+    * ``invariance`` -- a weight v >= 0 on the change of each listed facet's clustering under
+      a nuisance transform T (``invariance_transform``, a name of
+      :data:`mfcf_ladder.augment.TRANSFORMS`, e.g. ``channel_permutation`` for a facet that
+      should ignore colour): v * beta_c[j] * mean_x KL(q*(c_j|x) || q*(c_j|T(x))) for every j
+      in ``invariance_facets``, with q*(c_j|x) held fixed as the target ("self-augmented
+      training", IMSAT, Hu et al. 2017). The encoder runs once more, on T(x). A facet that
+      puts every image in one cluster is trivially invariant: pair it with
+      ``cluster_information``. This tells a facet which nuisance to ignore, knowledge the
+      paper's unsupervised objective does not use.
 
     The logged ``kl_z`` and ``elbo`` stay the true values; ``loss`` includes every option; with
     ``facet_independence`` > 0 the batch estimate ``facet_mi`` (sum over pairs) is logged, with
-    ``cluster_information`` > 0 ``cluster_info`` (the beta-weighted sum over facets)."""
+    ``cluster_information`` > 0 ``cluster_info`` (the beta-weighted sum over facets), with
+    ``invariance`` > 0 ``invariance_kl`` (the same for the KL above)."""
 
     free_nats: float = 0.0
     facet_independence: float = 0.0
     cluster_information: float = 0.0
+    invariance: float = 0.0
+    invariance_facets: list[int] = dataclasses.field(default_factory=list)
+    invariance_transform: str = "channel_permutation"
 
     def __post_init__(self) -> None:
         positive(self.free_nats, "free_nats", allow_zero=True)
         positive(self.facet_independence, "facet_independence", allow_zero=True)
         positive(self.cluster_information, "cluster_information", allow_zero=True)
+        positive(self.invariance, "invariance", allow_zero=True)
+        if self.invariance_transform not in TRANSFORMS:
+            raise ConfigError(f"unknown transform {self.invariance_transform!r}; choose one of "
+                              f"{sorted(TRANSFORMS)}", key="invariance_transform")
+        if self.invariance > 0 and not self.invariance_facets:
+            raise ConfigError("invariance > 0 needs the facets it applies to, e.g. invariance_facets: [0]",
+                              key="invariance_facets")
+        if len(set(self.invariance_facets)) != len(self.invariance_facets) or any(
+                j < 0 for j in self.invariance_facets):
+            raise ConfigError(f"must list distinct facet indices >= 0, got {self.invariance_facets}",
+                              key="invariance_facets")
 
 
 def optimal_cluster_log_posterior(prior: FacetPrior, q: GaussianPosterior) -> Tensor:
@@ -79,6 +106,13 @@ def cluster_information(q: Tensor) -> Tensor:
     tiny = torch.finfo(q.dtype).tiny
     entropy = lambda p: -(p * p.clamp_min(tiny).log()).sum(-1)
     return entropy(q.mean(0)) - entropy(q).mean()
+
+
+def assignment_divergence(log_target: Tensor, log_q: Tensor) -> Tensor:
+    """mean_x KL(target(c|x) || q(c|x)) in nats from log-probabilities (B, K), the target
+    detached (it is what ``q`` is pulled towards)."""
+    log_target = log_target.detach()
+    return (log_target.exp() * (log_target - log_q)).sum(-1).mean()
 
 
 @dataclasses.dataclass
@@ -123,6 +157,13 @@ class MFCVAEELBOBase(ELBO):
     beta = 1), ``recon``, ``kl_z``, ``kl_c`` and per facet ``kl_z/{j}``, ``kl_c/{j}``.
     """
 
+    def __init__(self, config=None, *, n_facets: int = 1):
+        super().__init__(config, n_facets=n_facets)
+        outside = [j for j in self.config.invariance_facets if j >= n_facets]
+        if outside:
+            raise ConfigError(f"facets {outside} do not exist: the model has {n_facets} (0 to {n_facets - 1})",
+                              key="invariance_facets")
+
     def n_particles(self) -> int:
         return self.config.n_samples
 
@@ -150,11 +191,11 @@ class MFCVAEELBOBase(ELBO):
                 kz = torch.clamp(kz, min=floor)
             loss = loss + scaled(kz, coeffs.beta_z[j]) + scaled(kc, coeffs.beta_c[j])
         terms = d.terms
-        w, lam = self.config.facet_independence, self.config.cluster_information
-        if w > 0 or lam > 0:
+        w, lam, v = self.config.facet_independence, self.config.cluster_information, self.config.invariance
+        if w > 0 or lam > 0 or v > 0:
             with torch.autocast(x.device.type, enabled=False):
-                assignments = [optimal_cluster_log_posterior(p, q).exp()
-                               for p, q in zip(model.priors, posteriors)]
+                log_assignments = [optimal_cluster_log_posterior(p, q) for p, q in zip(model.priors, posteriors)]
+            assignments = [a.exp() for a in log_assignments]
             if w > 0:
                 mi = self.independence_penalty(assignments, coeffs)
                 loss = loss + w * mi
@@ -163,7 +204,24 @@ class MFCVAEELBOBase(ELBO):
                 info = sum(scaled(cluster_information(q), b) for q, b in zip(assignments, coeffs.beta_c))
                 loss = loss - lam * info
                 terms = {**terms, "cluster_info": info.detach()}
+            if v > 0:
+                kl = self.invariance_penalty(model, x, log_assignments, coeffs)
+                loss = loss + v * kl
+                terms = {**terms, "invariance_kl": kl.detach()}
         return LossOutput(loss, {"loss": loss.detach(), **terms})
+
+    def invariance_penalty(self, model: LatentModel, x: Tensor, log_assignments: Sequence[Tensor],
+                           coeffs: Coefficients) -> Tensor:
+        """sum over ``invariance_facets`` j of beta_c[j] * mean_x KL(q*(c_j|x) || q*(c_j|T(x)))
+        (see ``invariance``), from each facet's log q*(c|x) ``log_assignments``."""
+        facets = [j for j in self.config.invariance_facets if coeffs.beta_c[j] != 0]
+        if not facets:
+            return log_assignments[0].new_zeros(())
+        moved = model.encoder(TRANSFORMS[self.config.invariance_transform](x), coeffs.alpha_enc)
+        with torch.autocast(x.device.type, enabled=False):
+            return sum(scaled(assignment_divergence(
+                log_assignments[j], optimal_cluster_log_posterior(model.priors[j], moved[j].full_precision())),
+                coeffs.beta_c[j]) for j in facets)
 
     @staticmethod
     def independence_penalty(assignments: Sequence[Tensor], coeffs: Coefficients) -> Tensor:

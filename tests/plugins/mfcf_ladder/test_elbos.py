@@ -7,6 +7,7 @@ decoder with alpha-gated facet inputs), so these tests do not depend on the ladd
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +25,8 @@ from mfcf_ladder.elbos import (
     MFCVAEMonteCarloELBO,
     optimal_cluster_log_posterior,
 )
-from mfcf_ladder.elbos.base import cluster_information, facet_mutual_information
+from mfcf_ladder.augment import TRANSFORMS
+from mfcf_ladder.elbos.base import assignment_divergence, cluster_information, facet_mutual_information
 from sklearn.metrics import mutual_info_score
 from mfcf_ladder.likelihoods import BernoulliLikelihood
 from mfcf_ladder.priors import MoGPrior
@@ -491,3 +493,67 @@ def test_cluster_information_subtracts_each_facets_weighted_information(estimato
     out = run(estimator_cls(both, n_facets=2), model, x, coeffs)
     mi = 0.5 * 0.8 * facet_mutual_information(*q).item()
     assert out.loss.item() == pytest.approx(plain.loss.item() - 2.0 * info + 3.0 * mi, rel=1e-10)
+
+
+# -- invariance -----------------------------------------------------------------------------
+def flip(x):
+    return x.flip(-1)
+
+
+@pytest.mark.parametrize("estimator_cls", ESTIMATORS)
+def test_invariance_adds_the_listed_facets_weighted_divergence_under_the_transform(estimator_cls, monkeypatch):
+    monkeypatch.setitem(TRANSFORMS, "flip", flip)  # deterministic, so the test can recompute it
+    model, x = StandInModel(seed=7), batch(B=16)
+    coeffs = coefficients(beta_z=(1.0, 1.0), beta_c=(0.5, 0.8))
+    plain = run(estimator_cls(n_facets=2), model, x, coeffs)
+    assert "invariance_kl" not in plain.terms
+    config = validate_section(estimator_cls.Config, {"invariance": 4.0, "invariance_facets": [1],
+                                                     "invariance_transform": "flip"}, "elbo")
+    out = run(estimator_cls(config, n_facets=2), model, x, coeffs)
+    log_q = optimal_cluster_log_posterior(model.priors[1], model.encoder(x)[1])
+    log_q_moved = optimal_cluster_log_posterior(model.priors[1], model.encoder(flip(x))[1])
+    kl = (log_q.exp() * (log_q - log_q_moved)).sum(-1).mean()
+    assert kl.item() > 1e-3
+    assert out.terms["invariance_kl"].item() == pytest.approx(0.8 * kl.item(), rel=1e-10)
+    assert out.loss.item() == pytest.approx(plain.loss.item() + 4.0 * 0.8 * kl.item(), rel=1e-10)
+    # q*(c|x) is the fixed target: only the transformed images' assignments are pulled
+    reference = plain.loss + 4.0 * 0.8 * assignment_divergence(log_q, log_q_moved)
+    assert all(torch.allclose(a, b) for a, b in zip(grads(model, out.loss), grads(model, reference))
+               if a is not None)
+    # a transform that changes nothing costs nothing; a facet not yet faded in is left out
+    monkeypatch.setitem(TRANSFORMS, "flip", lambda images: images)
+    assert run(estimator_cls(config, n_facets=2), model, x, coeffs).terms["invariance_kl"].item() == pytest.approx(
+        0, abs=1e-12)
+    monkeypatch.setitem(TRANSFORMS, "flip", flip)
+    off = coefficients(beta_z=(1.0, 0.0), beta_c=(1.0, 0.0))
+    assert run(estimator_cls(config, n_facets=2), model, x, off).loss.item() == pytest.approx(
+        run(estimator_cls(n_facets=2), model, x, off).loss.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("section, key, words", [
+    ({"invariance": 1.0}, "elbo.invariance_facets", "needs the facets"),
+    ({"invariance": 1.0, "invariance_facets": [0, 0]}, "elbo.invariance_facets", "distinct"),
+    ({"invariance_transform": "blur"}, "elbo.invariance_transform", "channel_permutation"),
+    ({"invariance": -1.0, "invariance_facets": [0]}, "elbo.invariance", "-1"),
+])
+def test_invariance_options_are_checked(section, key, words):
+    for estimator_cls in ESTIMATORS:
+        with pytest.raises(ConfigError) as info:
+            validate_section(estimator_cls.Config, section, "elbo")
+        assert info.value.key == key
+        assert words in str(info.value)
+
+
+def test_invariance_facets_must_exist_in_the_model():
+    import mfcf
+    from mfcf_ladder.elbos import MFCVAEAnalyticELBO as Analytic
+
+    config = validate_section(Analytic.Config, {"invariance": 1.0, "invariance_facets": [0, 2]}, "elbo")
+    with pytest.raises(ConfigError) as info:
+        Analytic(config, n_facets=2)
+    assert info.value.key == "invariance_facets" and "[2]" in str(info.value) and "0 to 1" in str(info.value)
+    root = Path(__file__).resolve().parents[3] / "configs"
+    cfg = mfcf.load_config(root / "mnist5k_mfcvae.yaml", ["elbo.invariance=1", "elbo.invariance_facets=[2]"])
+    with pytest.raises(ConfigError) as info:
+        mfcf.build(cfg)
+    assert info.value.key == "elbo.invariance_facets"
