@@ -44,8 +44,11 @@ class FreeNatsConfig:
       :data:`mfcf_ladder.augment.TRANSFORMS`, e.g. ``channel_permutation`` for a facet that
       should ignore colour): v * beta_c[j] * mean_x KL(q*(c_j|x) || q*(c_j|T(x))) for every j
       in ``invariance_facets``, with q*(c_j|x) held fixed as the target ("self-augmented
-      training", IMSAT, Hu et al. 2017). The encoder runs once more, on T(x). A facet that
-      puts every image in one cluster is trivially invariant: pair it with
+      training", IMSAT, Hu et al. 2017). With ``invariance_of: latent`` the divergence is
+      KL(q(z_j|x) || q(z_j|T(x))) of the facet's Gaussian posteriors instead, so the latent
+      itself (and with it every mixture later fitted to it) loses the nuisance, not only
+      the current clusters. The encoder runs once more, on T(x). A facet that puts every
+      image in one cluster is trivially invariant in its clusters: pair ``clusters`` with
       ``cluster_information``. This tells a facet which nuisance to ignore, knowledge the
       paper's unsupervised objective does not use.
 
@@ -60,6 +63,7 @@ class FreeNatsConfig:
     invariance: float = 0.0
     invariance_facets: list[int] = dataclasses.field(default_factory=list)
     invariance_transform: str = "channel_permutation"
+    invariance_of: str = "clusters"
 
     def __post_init__(self) -> None:
         positive(self.free_nats, "free_nats", allow_zero=True)
@@ -69,6 +73,9 @@ class FreeNatsConfig:
         if self.invariance_transform not in TRANSFORMS:
             raise ConfigError(f"unknown transform {self.invariance_transform!r}; choose one of "
                               f"{sorted(TRANSFORMS)}", key="invariance_transform")
+        if self.invariance_of not in INVARIANT_PARTS:
+            raise ConfigError(f"unknown {self.invariance_of!r}; choose one of {sorted(INVARIANT_PARTS)}",
+                              key="invariance_of")
         if self.invariance > 0 and not self.invariance_facets:
             raise ConfigError("invariance > 0 needs the facets it applies to, e.g. invariance_facets: [0]",
                               key="invariance_facets")
@@ -113,6 +120,23 @@ def assignment_divergence(log_target: Tensor, log_q: Tensor) -> Tensor:
     detached (it is what ``q`` is pulled towards)."""
     log_target = log_target.detach()
     return (log_target.exp() * (log_target - log_q)).sum(-1).mean()
+
+
+def cluster_divergence(prior: FacetPrior, target: GaussianPosterior, q: GaussianPosterior) -> Tensor:
+    """mean_x KL(q*(c|x) || q*(c|T(x))) of one facet: ``target`` = q(z|x), ``q`` = q(z|T(x))."""
+    return assignment_divergence(optimal_cluster_log_posterior(prior, target),
+                                 optimal_cluster_log_posterior(prior, q))
+
+
+def latent_divergence(prior: FacetPrior, target: GaussianPosterior, q: GaussianPosterior) -> Tensor:
+    """mean_x KL(q(z|x) || q(z|T(x))) of two diagonal Gaussians, summed over dims, the target
+    q(z|x) detached; ``prior`` is not used."""
+    mean, logvar = target.mean.detach(), target.logvar.detach()
+    return 0.5 * (q.logvar - logvar + (logvar.exp() + (mean - q.mean) ** 2) / q.logvar.exp() - 1).sum(-1).mean()
+
+
+#: ``elbo.invariance_of``: what of a facet must not change under the transform.
+INVARIANT_PARTS = {"clusters": cluster_divergence, "latent": latent_divergence}
 
 
 @dataclasses.dataclass
@@ -194,8 +218,7 @@ class MFCVAEELBOBase(ELBO):
         w, lam, v = self.config.facet_independence, self.config.cluster_information, self.config.invariance
         if w > 0 or lam > 0 or v > 0:
             with torch.autocast(x.device.type, enabled=False):
-                log_assignments = [optimal_cluster_log_posterior(p, q) for p, q in zip(model.priors, posteriors)]
-            assignments = [a.exp() for a in log_assignments]
+                assignments = [optimal_cluster_log_posterior(p, q).exp() for p, q in zip(model.priors, posteriors)]
             if w > 0:
                 mi = self.independence_penalty(assignments, coeffs)
                 loss = loss + w * mi
@@ -205,23 +228,23 @@ class MFCVAEELBOBase(ELBO):
                 loss = loss - lam * info
                 terms = {**terms, "cluster_info": info.detach()}
             if v > 0:
-                kl = self.invariance_penalty(model, x, log_assignments, coeffs)
+                kl = self.invariance_penalty(model, x, posteriors, coeffs)
                 loss = loss + v * kl
                 terms = {**terms, "invariance_kl": kl.detach()}
         return LossOutput(loss, {"loss": loss.detach(), **terms})
 
-    def invariance_penalty(self, model: LatentModel, x: Tensor, log_assignments: Sequence[Tensor],
+    def invariance_penalty(self, model: LatentModel, x: Tensor, posteriors: Sequence[GaussianPosterior],
                            coeffs: Coefficients) -> Tensor:
-        """sum over ``invariance_facets`` j of beta_c[j] * mean_x KL(q*(c_j|x) || q*(c_j|T(x)))
-        (see ``invariance``), from each facet's log q*(c|x) ``log_assignments``."""
+        """sum over ``invariance_facets`` j of beta_c[j] times the divergence of facet j's
+        clusters or latent (``invariance_of``) under the transform (see ``invariance``)."""
         facets = [j for j in self.config.invariance_facets if coeffs.beta_c[j] != 0]
         if not facets:
-            return log_assignments[0].new_zeros(())
+            return posteriors[0].mean.new_zeros(())
         moved = model.encoder(TRANSFORMS[self.config.invariance_transform](x), coeffs.alpha_enc)
+        divergence = INVARIANT_PARTS[self.config.invariance_of]
         with torch.autocast(x.device.type, enabled=False):
-            return sum(scaled(assignment_divergence(
-                log_assignments[j], optimal_cluster_log_posterior(model.priors[j], moved[j].full_precision())),
-                coeffs.beta_c[j]) for j in facets)
+            return sum(scaled(divergence(model.priors[j], posteriors[j], moved[j].full_precision()), coeffs.beta_c[j])
+                       for j in facets)
 
     @staticmethod
     def independence_penalty(assignments: Sequence[Tensor], coeffs: Coefficients) -> Tensor:

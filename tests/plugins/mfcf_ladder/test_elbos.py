@@ -530,7 +530,31 @@ def test_invariance_adds_the_listed_facets_weighted_divergence_under_the_transfo
         run(estimator_cls(n_facets=2), model, x, off).loss.item(), rel=1e-12)
 
 
+@pytest.mark.parametrize("estimator_cls", ESTIMATORS)
+def test_latent_invariance_adds_the_gaussian_kl_of_the_facets_posteriors(estimator_cls, monkeypatch):
+    monkeypatch.setitem(TRANSFORMS, "flip", flip)
+    model, x = StandInModel(seed=8), batch(B=16)
+    coeffs = coefficients(beta_z=(1.0, 1.0), beta_c=(0.5, 0.8))
+    plain = run(estimator_cls(n_facets=2), model, x, coeffs)
+    config = validate_section(estimator_cls.Config, {"invariance": 3.0, "invariance_facets": [0, 1],
+                                                     "invariance_transform": "flip", "invariance_of": "latent"}, "elbo")
+    out = run(estimator_cls(config, n_facets=2), model, x, coeffs)
+    expected = 0.0
+    for j, beta in enumerate((0.5, 0.8)):  # torch's KL of the two posteriors, independently computed
+        q, q_moved = model.encoder(x)[j], model.encoder(flip(x))[j]
+        kl = dist.kl_divergence(dist.Normal(q.mean, q.std), dist.Normal(q_moved.mean, q_moved.std)).sum(-1).mean()
+        expected += beta * kl.item()
+    assert expected > 1e-3
+    assert out.terms["invariance_kl"].item() == pytest.approx(expected, rel=1e-10)
+    assert out.loss.item() == pytest.approx(plain.loss.item() + 3.0 * expected, rel=1e-10)
+    # the clusters play no part: the priors' parameters get no gradient from the term
+    g_plain = torch.autograd.grad(plain.loss, model.priors[0].means)[0]
+    g_out = torch.autograd.grad(out.loss, model.priors[0].means)[0]
+    assert torch.allclose(g_plain, g_out)
+
+
 @pytest.mark.parametrize("section, key, words", [
+    ({"invariance_of": "pixels"}, "elbo.invariance_of", "latent"),
     ({"invariance": 1.0}, "elbo.invariance_facets", "needs the facets"),
     ({"invariance": 1.0, "invariance_facets": [0, 0]}, "elbo.invariance_facets", "distinct"),
     ({"invariance_transform": "blur"}, "elbo.invariance_transform", "channel_permutation"),
