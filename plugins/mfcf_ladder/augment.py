@@ -7,8 +7,12 @@ from torch's global generator (seeded by ``trainer.seed``). A name here is what
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
+
+from mfcf.errors import ConfigError
 
 
 def channel_permutation(x: Tensor) -> Tensor:
@@ -16,6 +20,23 @@ def channel_permutation(x: Tensor) -> Tensor:
     colour becomes another, shapes and grey levels stay. For a facet meant to ignore colour."""
     order = torch.rand(x.shape[:2], device=x.device).argsort(dim=1)  # (B, C)
     return torch.gather(x, 1, order[:, :, None, None].expand_as(x))
+
+
+def hue_rotation(x: Tensor) -> Tensor:
+    """Each RGB image's colours rotated about the grey axis by its own uniform random angle
+    (the CSS ``hue-rotate`` matrix, Rodrigues' formula about (1, 1, 1) / sqrt(3)), clipped to
+    [0, 1]: every hue moves by the same angle, grey stays grey. Unlike a channel permutation,
+    which keeps each colour's set of channel values (a primary stays a primary), it leaves no
+    trace of which colour an image had. For a facet meant to ignore colour."""
+    if x.shape[1] != 3:
+        raise ConfigError(f"hue_rotation needs RGB images, got {x.shape[1]} channel(s); use "
+                          "channel_permutation or shift, or colour data", key="elbo.invariance_transform")
+    angle = 2 * math.pi * torch.rand(x.shape[0], 1, 1, device=x.device, dtype=x.dtype)
+    axis = x.new_full((3,), 3 ** -0.5)
+    cross = x.new_tensor([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]]) * 3 ** -0.5  # [axis]_x
+    rotation = (torch.cos(angle) * torch.eye(3, dtype=x.dtype, device=x.device)
+                + torch.sin(angle) * cross + (1 - torch.cos(angle)) * torch.outer(axis, axis))  # (B, 3, 3)
+    return torch.einsum("bij,bjhw->bihw", rotation, x).clamp(0.0, 1.0)
 
 
 def shift(x: Tensor, max_pixels: int = 2) -> Tensor:
@@ -32,4 +53,4 @@ def shift(x: Tensor, max_pixels: int = 2) -> Tensor:
 
 
 #: ``elbo.invariance_transform`` names.
-TRANSFORMS = {"channel_permutation": channel_permutation, "shift": shift}
+TRANSFORMS = {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift}

@@ -6,7 +6,10 @@ import itertools
 
 import torch
 
-from mfcf_ladder.augment import TRANSFORMS, channel_permutation, shift
+import pytest
+
+from mfcf.errors import ConfigError
+from mfcf_ladder.augment import TRANSFORMS, channel_permutation, hue_rotation, shift
 
 
 def test_channel_permutation_reorders_each_images_channels_independently():
@@ -20,6 +23,28 @@ def test_channel_permutation_reorders_each_images_channels_independently():
     assert len(orders) == 6  # all 3! orders drawn over 64 images
     grey = torch.rand(8, 1, 4, 4).expand(8, 3, 4, 4)
     assert torch.equal(channel_permutation(grey), grey)  # no colour, nothing to change
+
+
+def test_hue_rotation_turns_each_images_colours_about_the_grey_axis():
+    torch.manual_seed(2)
+    x = 0.4 + 0.2 * torch.rand(1, 3, 4, 4).expand(64, 3, 4, 4)  # one image 64 times, never clipped
+    y = hue_rotation(x)
+    grey, chroma = x.mean(1, keepdim=True), x - x.mean(1, keepdim=True)
+    assert torch.allclose(y.mean(1, keepdim=True), grey, atol=1e-6)  # brightness along the axis kept
+    assert torch.allclose((y - y.mean(1, keepdim=True)).norm(dim=1), chroma.norm(dim=1), atol=1e-6)  # saturation
+    cosines = (y - y.mean(1, keepdim=True))[:, :, 0, 0] @ chroma[0, :, 0, 0] / chroma[0, :, 0, 0].norm() ** 2
+    assert cosines.min() < -0.9 and cosines.max() > 0.9  # angles all round the circle, per image
+    # one angle per image: the rotation is the same linear map at every pixel of an image
+    a, b = y[0].flatten(1).T, x[0].flatten(1).T
+    solved = torch.linalg.lstsq(b, a).solution
+    assert torch.allclose(b @ solved, a, atol=1e-5)
+    grey_images = torch.rand(8, 1, 4, 4).expand(8, 3, 4, 4)
+    assert torch.allclose(hue_rotation(grey_images), grey_images, atol=1e-6)
+    saturated = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1).expand(16, 3, 2, 2)
+    assert hue_rotation(saturated).min() >= 0 and hue_rotation(saturated).max() <= 1  # clipped to [0, 1]
+    with pytest.raises(ConfigError, match="RGB") as info:
+        hue_rotation(torch.rand(2, 1, 4, 4))
+    assert info.value.key == "elbo.invariance_transform"
 
 
 def test_shift_rolls_each_image_by_its_own_offset_of_at_most_the_limit():
@@ -37,4 +62,4 @@ def test_shift_rolls_each_image_by_its_own_offset_of_at_most_the_limit():
 
 
 def test_transforms_are_named_for_the_config():
-    assert TRANSFORMS == {"channel_permutation": channel_permutation, "shift": shift}
+    assert TRANSFORMS == {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift}
