@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-import torch
-
 import pytest
+import torch
 
 from mfcf.errors import ConfigError
 from mfcf_ladder.augment import TRANSFORMS, channel_permutation, hue_rotation, shift
