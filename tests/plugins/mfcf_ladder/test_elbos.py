@@ -429,16 +429,23 @@ def test_facet_mutual_information_of_soft_assignments_is_the_joints():
     assert facet_mutual_information(q_a, q_b).item() == pytest.approx(expected, rel=1e-10)
 
 
-@pytest.mark.parametrize("estimator_cls", ESTIMATORS)
-def test_facet_independence_adds_the_weighted_batch_mutual_information(estimator_cls):
-    model, x = StandInModel(seed=5), batch(B=16)
+def with_option(estimator_cls, options, seed):
+    """A stand-in model and batch with beta_c = (0.5, 0.8), the loss without and with the
+    ELBO ``options``, and each facet's q*(c|x) (no gradient)."""
+    model, x = StandInModel(seed=seed), batch(B=16)
     coeffs = coefficients(beta_z=(1.0, 1.0), beta_c=(0.5, 0.8))
     plain = run(estimator_cls(n_facets=2), model, x, coeffs)
-    assert "facet_mi" not in plain.terms
-    config = validate_section(estimator_cls.Config, {"facet_independence": 3.0}, "elbo")
-    penalised = run(estimator_cls(config, n_facets=2), model, x, coeffs)
+    config = validate_section(estimator_cls.Config, options, "elbo")
+    out = run(estimator_cls(config, n_facets=2), model, x, coeffs)
     with torch.no_grad():
         q = [optimal_cluster_log_posterior(p, post).exp() for p, post in zip(model.priors, model.encoder(x))]
+    return model, x, coeffs, config, plain, out, q
+
+
+@pytest.mark.parametrize("estimator_cls", ESTIMATORS)
+def test_facet_independence_adds_the_weighted_batch_mutual_information(estimator_cls):
+    model, x, coeffs, config, plain, penalised, q = with_option(estimator_cls, {"facet_independence": 3.0}, seed=5)
+    assert "facet_mi" not in plain.terms
     mi = facet_mutual_information(*q).item()
     assert mi > 1e-4
     assert penalised.terms["facet_mi"].item() == pytest.approx(0.5 * 0.8 * mi, rel=1e-10)
@@ -472,14 +479,8 @@ def test_cluster_information_of_hard_labels_is_their_entropy_and_of_a_shared_ass
 
 @pytest.mark.parametrize("estimator_cls", ESTIMATORS)
 def test_cluster_information_subtracts_each_facets_weighted_information(estimator_cls):
-    model, x = StandInModel(seed=6), batch(B=16)
-    coeffs = coefficients(beta_z=(1.0, 1.0), beta_c=(0.5, 0.8))
-    plain = run(estimator_cls(n_facets=2), model, x, coeffs)
+    model, x, coeffs, _, plain, rewarded, q = with_option(estimator_cls, {"cluster_information": 2.0}, seed=6)
     assert "cluster_info" not in plain.terms
-    config = validate_section(estimator_cls.Config, {"cluster_information": 2.0}, "elbo")
-    rewarded = run(estimator_cls(config, n_facets=2), model, x, coeffs)
-    with torch.no_grad():
-        q = [optimal_cluster_log_posterior(p, post).exp() for p, post in zip(model.priors, model.encoder(x))]
     info = 0.5 * cluster_information(q[0]).item() + 0.8 * cluster_information(q[1]).item()
     assert info > 1e-4
     assert rewarded.terms["cluster_info"].item() == pytest.approx(info, rel=1e-10)
