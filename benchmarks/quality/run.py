@@ -328,7 +328,7 @@ def _pm(row: dict[str, Any]) -> str:
 
 
 #: Methods drawn with a thick line in the plot: the multi-facet MFCVAE configs.
-MULTI_FACET = ("mfcvae_j2", "mfcvae_j3")
+MULTI_FACET = ("mfcvae_j2", "mfcvae_j3", "mfcvae_j3_inv")
 
 
 def plot(matrix: dict, records: list[dict[str, Any]], path: Path) -> None:
