@@ -216,7 +216,7 @@ class MFCVAEELBOBase(ELBO):
             loss = loss + scaled(kz, coeffs.beta_z[j]) + scaled(kc, coeffs.beta_c[j])
         terms = d.terms
         w, lam, v = self.config.facet_independence, self.config.cluster_information, self.config.invariance
-        if w > 0 or lam > 0 or v > 0:
+        if w > 0 or lam > 0:
             with torch.autocast(x.device.type, enabled=False):
                 assignments = [optimal_cluster_log_posterior(p, q).exp() for p, q in zip(model.priors, posteriors)]
             if w > 0:
@@ -227,10 +227,10 @@ class MFCVAEELBOBase(ELBO):
                 info = sum(scaled(cluster_information(q), b) for q, b in zip(assignments, coeffs.beta_c))
                 loss = loss - lam * info
                 terms = {**terms, "cluster_info": info.detach()}
-            if v > 0:
-                kl = self.invariance_penalty(model, x, posteriors, coeffs)
-                loss = loss + v * kl
-                terms = {**terms, "invariance_kl": kl.detach()}
+        if v > 0:
+            kl = self.invariance_penalty(model, x, posteriors, coeffs)
+            loss = loss + v * kl
+            terms = {**terms, "invariance_kl": kl.detach()}
         return LossOutput(loss, {"loss": loss.detach(), **terms})
 
     def invariance_penalty(self, model: LatentModel, x: Tensor, posteriors: Sequence[GaussianPosterior],

@@ -32,9 +32,11 @@ class MonteCarloConfig(FreeNatsConfig):
     * ``detach_responsibilities`` -- stop gradients through gamma. With beta_z = beta_c (every
       official schedule) this changes no gradient up to the 1e-6 clamp (§3.3) and skips the
       backward pass through the softmax; the official code does not detach;
-    * ``free_nats``, ``facet_independence``, ``cluster_information`` -- a floor on each facet's
-      kl_z in the loss, a penalty on the dependence between facets' clusterings and a reward
-      for each facet's information about x (:class:`FreeNatsConfig`).
+    * ``free_nats``, ``facet_independence``, ``cluster_information``, ``invariance`` (with
+      ``invariance_facets``, ``invariance_transform``, ``invariance_of``) -- a floor on each
+      facet's kl_z in the loss, a penalty on the dependence between facets' clusterings, a
+      reward for each facet's information about x and a penalty on a facet's change under a
+      nuisance transform (:class:`FreeNatsConfig`).
     """
 
     detach_responsibilities: bool = False
