@@ -504,13 +504,9 @@ def flip(x):
 @pytest.mark.parametrize("estimator_cls", ESTIMATORS)
 def test_invariance_adds_the_listed_facets_weighted_divergence_under_the_transform(estimator_cls, monkeypatch):
     monkeypatch.setitem(TRANSFORMS, "flip", flip)  # deterministic, so the test can recompute it
-    model, x = StandInModel(seed=7), batch(B=16)
-    coeffs = coefficients(beta_z=(1.0, 1.0), beta_c=(0.5, 0.8))
-    plain = run(estimator_cls(n_facets=2), model, x, coeffs)
+    model, x, coeffs, config, plain, out, _ = with_option(
+        estimator_cls, {"invariance": 4.0, "invariance_facets": [1], "invariance_transform": "flip"}, seed=7)
     assert "invariance_kl" not in plain.terms
-    config = validate_section(estimator_cls.Config, {"invariance": 4.0, "invariance_facets": [1],
-                                                     "invariance_transform": "flip"}, "elbo")
-    out = run(estimator_cls(config, n_facets=2), model, x, coeffs)
     log_q = optimal_cluster_log_posterior(model.priors[1], model.encoder(x)[1])
     log_q_moved = optimal_cluster_log_posterior(model.priors[1], model.encoder(flip(x))[1])
     kl = (log_q.exp() * (log_q - log_q_moved)).sum(-1).mean()
@@ -534,12 +530,9 @@ def test_invariance_adds_the_listed_facets_weighted_divergence_under_the_transfo
 @pytest.mark.parametrize("estimator_cls", ESTIMATORS)
 def test_latent_invariance_adds_the_gaussian_kl_of_the_facets_posteriors(estimator_cls, monkeypatch):
     monkeypatch.setitem(TRANSFORMS, "flip", flip)
-    model, x = StandInModel(seed=8), batch(B=16)
-    coeffs = coefficients(beta_z=(1.0, 1.0), beta_c=(0.5, 0.8))
-    plain = run(estimator_cls(n_facets=2), model, x, coeffs)
-    config = validate_section(estimator_cls.Config, {"invariance": 3.0, "invariance_facets": [0, 1],
-                                                     "invariance_transform": "flip", "invariance_of": "latent"}, "elbo")
-    out = run(estimator_cls(config, n_facets=2), model, x, coeffs)
+    model, x, _, _, plain, out, _ = with_option(estimator_cls, {
+        "invariance": 3.0, "invariance_facets": [0, 1], "invariance_transform": "flip", "invariance_of": "latent"},
+        seed=8)
     expected = 0.0
     for j, beta in enumerate((0.5, 0.8)):  # torch's KL of the two posteriors, independently computed
         q, q_moved = model.encoder(x)[j], model.encoder(flip(x))[j]
