@@ -1,4 +1,5 @@
-"""Image transforms that change a nuisance and keep a factor, for ``elbo.invariance``.
+"""Image transforms that change a nuisance and keep a factor, for ``elbo.invariance`` and
+``model.augment``.
 
 Each maps a batch (B, C, H, W) to a batch of the same shape, drawing its randomness per image
 from torch's global generator (seeded by ``trainer.seed``). A name here is what
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from mfcf.errors import ConfigError
@@ -52,5 +54,21 @@ def shift(x: Tensor, max_pixels: int = 2) -> Tensor:
     return torch.gather(x, 3, cols[:, None, None, :].expand(-1, x.shape[1], h, -1))
 
 
-#: ``elbo.invariance_transform`` names.
-TRANSFORMS = {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift}
+def affine(x: Tensor, max_degrees: float = 10.0, max_shift: float = 0.1) -> Tensor:
+    """Each image rotated by its own uniform random angle of up to ``max_degrees`` either way and
+    moved by up to ``max_shift`` of its side in each direction (DEC-DA's augmentation, Guo et
+    al. 2018), bilinearly resampled; pixels from outside take the nearest border pixel, so a
+    background colour continues into the corners. For digits and garments, whose class
+    survives a small turn and offset."""
+    b = x.shape[0]
+    angle = torch.deg2rad((2 * torch.rand(b, device=x.device) - 1) * max_degrees)
+    offset = (2 * torch.rand(b, 2, device=x.device) - 1) * (2 * max_shift)  # grid units: the side is 2
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+#: ``elbo.invariance_transform`` and ``model.augment`` names.
+TRANSFORMS = {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift,
+              "affine": affine}

@@ -24,6 +24,7 @@ from mfcf.api import (ELBO, Coefficients, DataInfo, DataSplit, Decoder, Encoder,
 from mfcf.config import positive
 from mfcf.errors import ConfigError
 
+from .augment import TRANSFORMS
 from .gmm_init import BN_MODES, data_dependent_init, encode_means, fit_gmm
 
 ASSIGNMENTS = ("mean", "analytic")
@@ -99,6 +100,13 @@ class MFCVAEModelConfig:
     * ``pretrain_dropout`` -- dropout rate on the *input* during pre-training, a denoising
       autoencoder as DEC's and VaDE's (0: a plain autoencoder).
 
+    Data augmentation (not in the paper; DEC-DA's recipe, Guo et al. 2018):
+
+    * ``augment`` -- a transform of :data:`mfcf_ladder.augment.TRANSFORMS` (e.g. ``affine``:
+      a small random turn and offset) applied to every training batch, in pre-training and
+      in the ELBO phase alike, so the model is fitted to the transformed images; the mixture
+      fits, validation and evaluation see the images as they are (``null``: none, faithful).
+
     Data-dependent initialisation (§5.2; paper: on for SVHN / 3DShapes):
 
     * ``data_init`` -- before epoch 0, redraw every Linear / conv Kaiming-normal and rescale it
@@ -129,6 +137,7 @@ class MFCVAEModelConfig:
     gmm_examples: Optional[int] = None
     pretrain_epochs: int = 0
     pretrain_dropout: float = 0.0
+    augment: Optional[str] = None
     data_init: bool = False
     data_init_examples: int = 150
     data_init_scale: float = 0.1
@@ -154,6 +163,9 @@ class MFCVAEModelConfig:
         if not 0.0 <= self.pretrain_dropout < 1.0:
             raise ConfigError(f"must lie in [0, 1), got {self.pretrain_dropout}", key="pretrain_dropout")
         positive(self.data_init_scale, "data_init_scale")
+        if self.augment is not None and self.augment not in TRANSFORMS:
+            raise ConfigError(f"unknown transform {self.augment!r}; choose one of {sorted(TRANSFORMS)}, or null for "
+                              "no augmentation", key="augment")
 
     def gmm_init_epochs(self, n_facets: int) -> list[int]:
         """``gmm_init_epoch`` as one epoch per facet."""
@@ -220,6 +232,8 @@ class MFCVAEModel(Model):
     # -- training --------------------------------------------------------------------------
     def training_loss(self, x: Tensor, *, epoch: int, step: int) -> LossOutput:
         coeffs = self.schedule(epoch, step)
+        if self.config.augment is not None and self.training:
+            x = TRANSFORMS[self.config.augment](x)
         if epoch < self.config.pretrain_epochs:
             return self.autoencoder_loss(x, coeffs)
         return self._loss(x, coeffs)

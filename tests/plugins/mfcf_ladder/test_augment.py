@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mfcf.errors import ConfigError
-from mfcf_ladder.augment import TRANSFORMS, channel_permutation, hue_rotation, shift
+from mfcf_ladder.augment import TRANSFORMS, affine, channel_permutation, hue_rotation, shift
 
 
 def test_channel_permutation_reorders_each_images_channels_independently():
@@ -60,5 +60,27 @@ def test_shift_rolls_each_image_by_its_own_offset_of_at_most_the_limit():
     assert torch.equal(shift(x, max_pixels=0), x)
 
 
+def test_affine_turns_and_moves_each_image_by_its_own_small_amount():
+    torch.manual_seed(4)
+    x = torch.zeros(64, 1, 33, 33)
+    x[:, :, 16, 4:29] = 1.0  # a horizontal bar through the centre
+    y = affine(x, max_degrees=10.0, max_shift=0.1)
+    rows, cols = torch.meshgrid(torch.arange(33.0), torch.arange(33.0), indexing="ij")
+    mass = y.sum((1, 2, 3))
+    centre_r, centre_c = (y[:, 0] * rows).sum((1, 2)) / mass, (y[:, 0] * cols).sum((1, 2)) / mass
+    assert (centre_r - 16).abs().max() <= 0.1 * 33 + 0.5 and (centre_c - 16).abs().max() <= 0.1 * 33 + 0.5
+    assert len({(round(r), round(c)) for r, c in zip(centre_r.tolist(), centre_c.tolist())}) > 10  # per image
+    # the bar's angle, from the second moments, stays within the limit and varies per image
+    dr, dc = rows - centre_r[:, None, None], cols - centre_c[:, None, None]
+    w = y[:, 0] / mass[:, None, None]
+    crc, ccc, crr = (w * dr * dc).sum((1, 2)), (w * dc * dc).sum((1, 2)), (w * dr * dr).sum((1, 2))
+    angle = torch.rad2deg(0.5 * torch.atan2(2 * crc, ccc - crr)).abs()
+    assert angle.max() <= 10.5 and angle.max() > 5
+    assert torch.allclose(affine(x, max_degrees=0.0, max_shift=0.0), x, atol=1e-6)
+    coloured = torch.tensor([0.2, 0.5, 0.1]).view(1, 3, 1, 1).expand(8, 3, 9, 9)
+    assert torch.allclose(affine(coloured), coloured, atol=1e-6)  # corners continue the border colour
+
+
 def test_transforms_are_named_for_the_config():
-    assert TRANSFORMS == {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift}
+    assert TRANSFORMS == {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift,
+                          "affine": affine}

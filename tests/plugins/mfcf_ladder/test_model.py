@@ -13,6 +13,7 @@ from torch import nn
 from mfcf.api import DataInfo, DataSplit, FacetSpec
 from mfcf.config import validate_section
 from mfcf.errors import ConfigError
+from mfcf_ladder.augment import shift
 from mfcf_ladder.elbos import MFCVAEMonteCarloELBO
 from mfcf_ladder.gmm_init import data_dependent_init, encode_means
 from mfcf_ladder.ladder_conv import LadderConvDecoder, LadderConvEncoder
@@ -358,6 +359,27 @@ def test_pretrain_dropout_corrupts_the_input_in_training_mode_only():
         torch.testing.assert_close(clean, -model.likelihood.log_prob(x, model.decoder(codes)).mean())
 
 
+@pytest.mark.parametrize("pretrain", [True, False])
+def test_augment_transforms_every_training_batch_and_nothing_else(pretrain):
+    x = blobs(32)
+    options = dict(pretrain_epochs=1, gmm_init_epoch=1) if pretrain else {}
+    model = make_model(model=dict(augment="shift", **options))
+    plain = make_model(model=options)
+    epoch = 0 if pretrain else 1
+    torch.manual_seed(3)
+    augmented = model.training_loss(x, epoch=epoch, step=0).loss
+    torch.manual_seed(3)
+    moved = shift(x)  # the same draws, then the same weights fed the shifted batch by hand
+    torch.testing.assert_close(augmented, plain.training_loss(moved, epoch=epoch, step=0).loss)
+    assert not torch.equal(moved, x)
+    losses = []
+    for m in (model, plain):  # validation and evaluation see the images as they are
+        torch.manual_seed(5)
+        with m.evaluating():
+            losses.append(m.validation_loss(x, epoch=epoch).loss)
+    torch.testing.assert_close(*losses)
+
+
 def test_pretraining_validation_loss_is_the_autoencoder_loss_in_eval_mode():
     x = blobs(32)
     model = make_model(model=dict(pretrain_epochs=1, gmm_init_epoch=1), batch_norm=True)
@@ -530,6 +552,7 @@ def test_data_init_runs_before_the_gmm_at_epoch_zero():
     ({"gmm_chunk_size": 0}, "model.gmm_chunk_size"),
     ({"pretrain_epochs": -1}, "model.pretrain_epochs"),
     ({"pretrain_dropout": 1.0}, "model.pretrain_dropout"),
+    ({"augment": "rotate"}, "model.augment"),
 ])
 def test_bad_values_fail_at_validation(section, key):
     with pytest.raises(ConfigError) as info:
