@@ -2,7 +2,8 @@
 
 * :func:`encode_means` + :func:`fit_gmm` -- the MoG prior initialisation of MFCVAE.md §5.3: a
   diagonal scikit-learn ``GaussianMixture`` per facet, fitted to the posterior means of the
-  whole training split.
+  whole training split; :func:`fit_spectral` the alternative of ``model.gmm_method: spectral``
+  (the mixture of a spectral clustering's partition). :data:`GMM_METHODS` names both.
 * :func:`data_dependent_init` -- the data-dependent initialisation of §5.2, done so that it
   also takes effect on weight-normalised layers (fixes §9 D3), or exactly as the official code.
 """
@@ -12,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
+from sklearn.cluster import SpectralClustering
 from sklearn.mixture import GaussianMixture
 from torch import Tensor, nn
 
@@ -78,13 +81,58 @@ def encode_means(encoder: nn.Module, images: Tensor, *, chunk_size: int, bn_mode
     return [torch.cat(facet).numpy() for facet in zip(*parts)]
 
 
+class Mixture(NamedTuple):
+    """A fitted mixture: ``weights`` (K,), ``means`` (K, D), ``covariances`` (K, D) diagonal
+    variances or (K, D, D) full matrices."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+
+
 def fit_gmm(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
-            n_init: int = 1, covariance_type: str = "diag") -> GaussianMixture:
+            n_init: int = 1, covariance_type: str = "diag") -> Mixture:
     """scikit-learn's Gaussian mixture (k-means init; diagonal covariances as the official code,
     or ``full``); ``n_init`` restarts, the best likelihood kept (1: scikit-learn's default, as
     the official code)."""
-    return GaussianMixture(n_components=n_clusters, covariance_type=covariance_type, n_init=n_init,
-                           random_state=random_state).fit(features)
+    gmm = GaussianMixture(n_components=n_clusters, covariance_type=covariance_type, n_init=n_init,
+                          random_state=random_state).fit(features)
+    return Mixture(gmm.weights_, gmm.means_, gmm.covariances_)
+
+
+#: neighbours of each point in the graph of :func:`fit_spectral` (scikit-learn's default)
+SPECTRAL_NEIGHBOURS = 10
+
+
+def fit_spectral(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
+                 n_init: int = 1, covariance_type: str = "diag", reg_covar: float = 1e-6) -> Mixture:
+    """The mixture of a spectral clustering's partition: ``features`` are split into
+    ``n_clusters`` groups by scikit-learn's ``SpectralClustering`` on their symmetrised
+    10-nearest-neighbour graph (Ng, Jordan and Weiss 2001; the labels by ``cluster_qr``, so
+    ``n_init`` has nothing to restart), and each group becomes one component: its share of the
+    points, its mean and its (diagonal or full) covariance, plus ``reg_covar`` on the diagonal
+    as scikit-learn's mixtures add. Clusters that follow the data's neighbourhoods rather than
+    Gaussian blobs (what N2D, McConville et al. 2020, gets from a manifold embedding of an
+    autoencoder's codes); the prior then holds the Gaussians of those clusters. A group left
+    empty takes a random point as its mean, the data's variance and a weight of one point."""
+    labels = SpectralClustering(n_clusters, affinity="nearest_neighbors", n_neighbors=SPECTRAL_NEIGHBOURS,
+                                assign_labels="cluster_qr", random_state=random_state).fit_predict(features)
+    n, dim = features.shape
+    weights, means, covariances = np.empty(n_clusters), np.empty((n_clusters, dim)), []
+    for k in range(n_clusters):
+        members = features[labels == k]
+        if len(members) == 0:
+            members = features[random_state.randint(n)][None]
+        weights[k] = len(members) / n
+        means[k] = members.mean(0)
+        spread = members if len(members) > 1 else features
+        covariance = np.cov(spread, rowvar=False, bias=True).reshape(dim, dim) + reg_covar * np.eye(dim)
+        covariances.append(covariance if covariance_type == "full" else np.diag(covariance))
+    return Mixture(weights / weights.sum(), means, np.stack(covariances))
+
+
+#: ``model.gmm_method`` names: how a facet's mixture is fitted to its posterior means.
+GMM_METHODS = {"em": fit_gmm, "spectral": fit_spectral}
 
 
 _INIT_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)

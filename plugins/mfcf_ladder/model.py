@@ -25,7 +25,7 @@ from mfcf.config import positive
 from mfcf.errors import ConfigError
 
 from .augment import TRANSFORMS
-from .gmm_init import BN_MODES, data_dependent_init, encode_means, fit_gmm
+from .gmm_init import BN_MODES, GMM_METHODS, data_dependent_init, encode_means
 
 ASSIGNMENTS = ("mean", "analytic")
 GMM_FITS = ("means", "means_variances", "all")
@@ -73,6 +73,10 @@ class MFCVAEModelConfig:
     * ``gmm_covariance`` -- the fitted mixture's covariances: ``diag`` (faithful) or ``full``;
       full matrices are copied exactly into ``covariance: full`` priors (their diagonals into
       diagonal ones) wherever variances are copied (``means_variances``, ``all``, refits);
+    * ``gmm_method`` -- how the mixture is found: ``em`` (faithful: scikit-learn's EM from a
+      k-means start) or ``spectral`` (not in the paper: a spectral clustering of the means'
+      nearest-neighbour graph, each cluster's share, mean and covariance taken as a
+      component, :func:`~mfcf_ladder.gmm_init.fit_spectral`), for first fits and refits alike;
     * ``gmm_variance`` -- the variance of every cluster after ``gmm_fit: means`` (paper 0.01);
     * ``gmm_bn_mode`` -- batch norm while encoding (§9, D13): ``train`` (default: batch
       statistics of ``gmm_chunk_size`` chunks, the regime training sees next; running stats
@@ -129,6 +133,7 @@ class MFCVAEModelConfig:
     gmm_refit_epochs: list[int] = dataclasses.field(default_factory=list)
     gmm_fit: str = "means"
     gmm_covariance: str = "diag"
+    gmm_method: str = "em"
     gmm_variance: float = 0.01
     gmm_bn_mode: str = "train"
     gmm_chunk_size: int = 512
@@ -147,7 +152,8 @@ class MFCVAEModelConfig:
         for key, value, valid in (("assignment", self.assignment, ASSIGNMENTS), ("gmm_fit", self.gmm_fit, GMM_FITS),
                                   ("gmm_bn_mode", self.gmm_bn_mode, BN_MODES),
                                   ("data_init_mode", self.data_init_mode, DATA_INIT_MODES),
-                                  ("gmm_covariance", self.gmm_covariance, GMM_COVARIANCES)):
+                                  ("gmm_covariance", self.gmm_covariance, GMM_COVARIANCES),
+                                  ("gmm_method", self.gmm_method, tuple(GMM_METHODS))):
             if value not in valid:
                 raise ConfigError(f"must be one of {', '.join(valid)}, got {value!r}", key=key)
         init = self.gmm_init_epoch if isinstance(self.gmm_init_epoch, (list, tuple)) else [self.gmm_init_epoch]
@@ -362,14 +368,15 @@ class MFCVAEModel(Model):
         for j in chosen_facets:
             prior, facet, feats = self.priors[j], self.facets[j], features[j]
             with threadpool_limits(limits=torch.get_num_threads()):  # scikit-learn's pools busy-wait on shared cores
-                gmm = fit_gmm(feats, facet.n_clusters, random_state, cfg.gmm_n_init, cfg.gmm_covariance)
-            means = torch.from_numpy(gmm.means_)
+                gmm = GMM_METHODS[cfg.gmm_method](feats, facet.n_clusters, random_state, cfg.gmm_n_init,
+                                                  cfg.gmm_covariance)
+            means = torch.from_numpy(gmm.means)
             if cfg.gmm_fit == "means" and not refit:
                 prior.initialise(means, torch.full_like(means, cfg.gmm_variance))
             elif cfg.gmm_fit != "all":
-                prior.initialise(means, torch.from_numpy(gmm.covariances_))
+                prior.initialise(means, torch.from_numpy(gmm.covariances))
             else:
-                prior.initialise(means, torch.from_numpy(gmm.covariances_), torch.from_numpy(gmm.weights_))
+                prior.initialise(means, torch.from_numpy(gmm.covariances), torch.from_numpy(gmm.weights))
             self.gmm_done[j] = True
 
     # -- state -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from mfcf.config import validate_section
 from mfcf.errors import ConfigError
 from mfcf_ladder.augment import shift
 from mfcf_ladder.elbos import MFCVAEMonteCarloELBO
-from mfcf_ladder.gmm_init import data_dependent_init, encode_means
+from mfcf_ladder.gmm_init import data_dependent_init, encode_means, fit_spectral
 from mfcf_ladder.ladder_conv import LadderConvDecoder, LadderConvEncoder
 from mfcf_ladder.ladder_fc import LadderFCDecoder, LadderFCEncoder
 from mfcf_ladder.likelihoods import BernoulliLikelihood
@@ -207,6 +207,23 @@ def test_gmm_fit_all_copies_variances_and_weights():
     prior = model.priors[1]
     np.testing.assert_allclose(prior.variances().detach().numpy(), gmm.covariances_, rtol=1e-4)
     np.testing.assert_allclose(prior.log_weights().exp().detach().numpy(), gmm.weights_, rtol=1e-4)
+
+
+def test_gmm_method_spectral_puts_the_spectral_partitions_mixture_into_the_priors():
+    x = blobs(90)
+    model = make_model(model=dict(gmm_fit="all", gmm_seed=0, gmm_method="spectral"))
+    feats = [q.mean.double().detach().numpy() for q in model.encoder(x)]
+    model.gmm_init(x)
+    state = np.random.RandomState(0)
+    fit_spectral(feats[0], 3, state)  # facet 0 first: same RNG stream
+    mixture = fit_spectral(feats[1], 3, state)
+    prior = model.priors[1]
+    np.testing.assert_allclose(prior.means.detach().numpy(), mixture.means, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(prior.variances().detach().numpy(), mixture.covariances, rtol=1e-4)
+    np.testing.assert_allclose(prior.log_weights().exp().detach().numpy(), mixture.weights, rtol=1e-4)
+    em = make_model(model=dict(gmm_fit="all", gmm_seed=0))
+    em.gmm_init(x)
+    assert not torch.allclose(em.priors[1].means, prior.means, atol=1e-3)
 
 
 def test_gmm_runs_once_at_its_epoch_and_never_after_a_resume():
@@ -553,6 +570,7 @@ def test_data_init_runs_before_the_gmm_at_epoch_zero():
     ({"pretrain_epochs": -1}, "model.pretrain_epochs"),
     ({"pretrain_dropout": 1.0}, "model.pretrain_dropout"),
     ({"augment": "rotate"}, "model.augment"),
+    ({"gmm_method": "kmeans"}, "model.gmm_method"),
 ])
 def test_bad_values_fail_at_validation(section, key):
     with pytest.raises(ConfigError) as info:
