@@ -33,6 +33,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from mfcf.api import Decoder, Encoder, FacetSpec, GaussianPosterior, as_coefficients
+from mfcf.config import positive
 from mfcf.errors import ConfigError
 from mfcf.nn import check_activation, mlp
 
@@ -155,7 +156,13 @@ class LadderConvDecoderConfig:
       (the faithful decoder has no weight norm, §9 D2);
     * ``batch_norm`` -- BatchNorm1d after the fc rungs (paper: on);
     * ``faithful_output`` -- end with ``ConvT -> act -> BatchNorm2d(C)`` as the official code
-      (§4.3); off: the last ConvT's output is returned as it is.
+      (§4.3); off: the last ConvT's output is returned as it is;
+    * ``merge_blocks`` -- conv blocks (3x3, stride 1, channels kept, ``act -> BN2d``) between
+      joining facet 0's rung to the state and the last upsampling (0: none, faithful). In the
+      faithful decoder facet 0's features meet the deeper facets' only in that last, linear
+      ConvT, so an output pixel is sigmoid(a(z_0) + b(z_1..J)): a shape drawn by facet 0 cannot
+      take a colour held by a deeper facet (stroke = mask x colour is a product), and facet 0
+      must encode that colour itself. A block or two lets the decoder form the product.
     """
 
     activation: str = "elu"
@@ -164,9 +171,11 @@ class LadderConvDecoderConfig:
     faithful_output: bool = True
     width: float = 1.0
     stem_channels: list[int] = dataclasses.field(default_factory=list)
+    merge_blocks: int = 0
 
     def __post_init__(self) -> None:
         _check_common(self)
+        positive(self.merge_blocks, "merge_blocks", allow_zero=True)
 
 
 class LadderConvDecoder(Decoder):
@@ -195,7 +204,8 @@ class LadderConvDecoder(Decoder):
             rungs.insert(0, mlp(facets[j].latent_dim, [shape[0] * shape[1] * shape[2]], c.activation, c.batch_norm))
             channels = shape[0] + state
             if j == 0:
-                backbone.insert(0, self._up(channels, chain[0], last=len(chain) == 1))
+                merge = [conv_block(channels, channels, 3, 1, **self._block) for _ in range(c.merge_blocks)]
+                backbone.insert(0, nn.Sequential(*merge, *self._up(channels, chain[0], last=len(chain) == 1)))
             else:
                 c1, c2 = (_scaled(v, c.width) for v in DEC_BACKBONE[j])
                 backbone.insert(0, nn.Sequential(conv_block(channels, c1, 4, 2, **self._block),

@@ -149,6 +149,7 @@ def test_supported_facets_declared():
     ({"activation": "gelu"}, "decoder.activation"),
     ({"width": 0.0}, "decoder.width"),
     ({"stem_channels": [0]}, "decoder.stem_channels"),
+    ({"merge_blocks": -1}, "decoder.merge_blocks"),
 ])
 def test_bad_values_fail_at_validation(section, key):
     with pytest.raises(ConfigError) as info:
@@ -171,3 +172,57 @@ def test_switched_off_facet_has_no_influence_and_no_gradient():
     for p in [*d.rungs[0].parameters(), *e.heads[0].parameters(), *e.rungs[0].parameters()]:
         assert p.grad is None or torch.count_nonzero(p.grad) == 0
     assert all(torch.count_nonzero(p.grad) > 0 for p in e.heads[1].parameters())
+
+
+def test_merge_blocks_sit_between_facet_0s_rung_and_the_last_upsampling():
+    torch.manual_seed(0)
+    _, faithful = build()
+    _, merged = build(dec={"merge_blocks": 2})
+    joined = 64 + 64  # facet 0's rung and the state, concatenated
+    blocks = [m for m in merged.backbone[0] if isinstance(m, nn.Sequential)]
+    assert len(blocks) == 2
+    for block in blocks:
+        conv = block[0]
+        assert isinstance(conv, nn.ConvTranspose2d) and conv.kernel_size == (3, 3) and conv.stride == (1, 1)
+        assert conv.in_channels == conv.out_channels == joined
+    assert n_params(merged.backbone[0]) - n_params(faithful.backbone[0]) == 2 * (joined * joined * 9 + joined
+                                                                                 + 2 * joined)  # conv + BN
+    # without merge blocks the parameters keep their faithful names (official weights still load)
+    assert list(faithful.backbone[0].state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias", "2.running_mean",
+                                                       "2.running_var", "2.num_batches_tracked"]
+    zs = [torch.randn(4, 22), torch.randn(4, 7)]
+    assert merged(zs).shape == faithful(zs).shape == (4, *RGB32)
+
+
+@pytest.mark.parametrize("merge_blocks", [0, 1])
+def test_merge_blocks_let_a_deeper_facet_colour_what_facet_0_draws(merge_blocks):
+    """Strokes (facet 0 says where) in a colour only facet 1 knows, on a grey background. The
+    faithful decoder joins the two in one linear ConvT before the sigmoid, sigmoid(a(z_0) +
+    b(z_1)): a pixel that is a stroke in one mask and background in the other must be grey
+    for every colour under that other mask, so b cannot carry the colour there, and the worst
+    pixel is off by about half the range. One merge block forms the product."""
+    torch.manual_seed(0)
+    shape = (3, 8, 8)
+    fs = facets(2, 2)
+    decoder = LadderConvDecoder(LadderConvDecoder.Config(width=0.25, faithful_output=False, batch_norm=False,
+                                                         merge_blocks=merge_blocks), data_shape=shape, facets=fs)
+    masks = torch.zeros(2, 8, 8)
+    masks[0, 2:6, 3:5] = 1.0  # a bar
+    masks[1, 3:5, 2:6] = 1.0  # a crossbar
+    colours = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    pairs = [(m, c) for m in range(2) for c in range(3)]
+    z0 = torch.tensor([[1.0, -1.0], [-1.0, 1.0]])[[m for m, _ in pairs]]
+    z1 = torch.tensor([[1.0, 0.0], [-0.5, 0.87], [-0.5, -0.87]])[[c for _, c in pairs]]
+    target = torch.stack([masks[m] * colours[c][:, None, None] + (1 - masks[m]) * 0.5 for m, c in pairs])
+    optimiser = torch.optim.Adam(decoder.parameters(), lr=1e-2)
+    for _ in range(400):
+        loss = ((torch.sigmoid(decoder([z0, z1])) - target) ** 2).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    union = (masks.amax(0) > 0).expand_as(target)  # stroke pixels of either mask
+    error = (torch.sigmoid(decoder([z0, z1])) - target).abs()[union].max().item()  # the worst one
+    if merge_blocks:
+        assert error < 0.05
+    else:  # where a pixel is a stroke in one mask only, a colour and grey cannot both be met
+        assert error > 0.25
