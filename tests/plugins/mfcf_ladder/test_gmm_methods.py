@@ -60,6 +60,7 @@ def test_spectral_full_covariances_and_an_empty_cluster(monkeypatch):
     np.testing.assert_allclose(mixture.covariances[2], x.var(0) + 1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:Graph is not fully connected")  # separate clusters: expected
 @pytest.mark.parametrize("method", sorted(GMM_METHODS))
 def test_every_method_is_deterministic_given_the_random_state(method):
     x, _ = make_moons(150, noise=0.1, random_state=2)

@@ -209,6 +209,7 @@ def test_gmm_fit_all_copies_variances_and_weights():
     np.testing.assert_allclose(prior.log_weights().exp().detach().numpy(), gmm.weights_, rtol=1e-4)
 
 
+@pytest.mark.filterwarnings("ignore:Graph is not fully connected")  # separate clusters: expected
 def test_gmm_method_spectral_puts_the_spectral_partitions_mixture_into_the_priors():
     x = blobs(90)
     model = make_model(model=dict(gmm_fit="all", gmm_seed=0, gmm_method="spectral"))
