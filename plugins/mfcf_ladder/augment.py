@@ -72,3 +72,10 @@ def affine(x: Tensor, max_degrees: float = 10.0, max_shift: float = 0.1) -> Tens
 #: ``elbo.invariance_transform`` and ``model.augment`` names.
 TRANSFORMS = {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift,
               "affine": affine}
+
+
+def check_transform(name: str, key: str, *, hint: str = "") -> None:
+    """Fail with a :class:`ConfigError` on ``key`` unless ``name`` is in :data:`TRANSFORMS`;
+    ``hint`` is appended to the message (e.g. what else the key accepts)."""
+    if name not in TRANSFORMS:
+        raise ConfigError(f"unknown transform {name!r}; choose one of {sorted(TRANSFORMS)}{hint}", key=key)

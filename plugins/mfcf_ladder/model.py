@@ -24,7 +24,7 @@ from mfcf.api import (ELBO, Coefficients, DataInfo, DataSplit, Decoder, Encoder,
 from mfcf.config import positive
 from mfcf.errors import ConfigError
 
-from .augment import TRANSFORMS
+from .augment import TRANSFORMS, check_transform
 from .gmm_init import BN_MODES, GMM_METHODS, data_dependent_init, encode_means
 
 ASSIGNMENTS = ("mean", "analytic")
@@ -169,9 +169,8 @@ class MFCVAEModelConfig:
         if not 0.0 <= self.pretrain_dropout < 1.0:
             raise ConfigError(f"must lie in [0, 1), got {self.pretrain_dropout}", key="pretrain_dropout")
         positive(self.data_init_scale, "data_init_scale")
-        if self.augment is not None and self.augment not in TRANSFORMS:
-            raise ConfigError(f"unknown transform {self.augment!r}; choose one of {sorted(TRANSFORMS)}, or null for "
-                              "no augmentation", key="augment")
+        if self.augment is not None:
+            check_transform(self.augment, "augment", hint=", or null for no augmentation")
 
     def gmm_init_epochs(self, n_facets: int) -> list[int]:
         """``gmm_init_epoch`` as one epoch per facet."""
@@ -368,15 +367,15 @@ class MFCVAEModel(Model):
         for j in chosen_facets:
             prior, facet, feats = self.priors[j], self.facets[j], features[j]
             with threadpool_limits(limits=torch.get_num_threads()):  # scikit-learn's pools busy-wait on shared cores
-                gmm = GMM_METHODS[cfg.gmm_method](feats, facet.n_clusters, random_state, cfg.gmm_n_init,
-                                                  cfg.gmm_covariance)
-            means = torch.from_numpy(gmm.means)
+                mixture = GMM_METHODS[cfg.gmm_method](feats, facet.n_clusters, random_state, cfg.gmm_n_init,
+                                                      cfg.gmm_covariance)
+            means = torch.from_numpy(mixture.means)
             if cfg.gmm_fit == "means" and not refit:
                 prior.initialise(means, torch.full_like(means, cfg.gmm_variance))
             elif cfg.gmm_fit != "all":
-                prior.initialise(means, torch.from_numpy(gmm.covariances))
+                prior.initialise(means, torch.from_numpy(mixture.covariances))
             else:
-                prior.initialise(means, torch.from_numpy(gmm.covariances), torch.from_numpy(gmm.weights))
+                prior.initialise(means, torch.from_numpy(mixture.covariances), torch.from_numpy(mixture.weights))
             self.gmm_done[j] = True
 
     # -- state -----------------------------------------------------------------------------

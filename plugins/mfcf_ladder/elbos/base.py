@@ -14,7 +14,7 @@ from mfcf.api import (ELBO, Coefficients, FacetPrior, GaussianPosterior, LatentM
 from mfcf.config import positive
 from mfcf.errors import ConfigError
 
-from ..augment import TRANSFORMS
+from ..augment import TRANSFORMS, check_transform
 
 
 @dataclasses.dataclass
@@ -70,9 +70,7 @@ class FreeNatsConfig:
         positive(self.facet_independence, "facet_independence", allow_zero=True)
         positive(self.cluster_information, "cluster_information", allow_zero=True)
         positive(self.invariance, "invariance", allow_zero=True)
-        if self.invariance_transform not in TRANSFORMS:
-            raise ConfigError(f"unknown transform {self.invariance_transform!r}; choose one of "
-                              f"{sorted(TRANSFORMS)}", key="invariance_transform")
+        check_transform(self.invariance_transform, "invariance_transform")
         if self.invariance_of not in INVARIANT_PARTS:
             raise ConfigError(f"unknown {self.invariance_of!r}; choose one of {sorted(INVARIANT_PARTS)}",
                               key="invariance_of")

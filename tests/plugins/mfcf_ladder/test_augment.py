@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mfcf.errors import ConfigError
-from mfcf_ladder.augment import TRANSFORMS, affine, channel_permutation, hue_rotation, shift
+from mfcf_ladder.augment import TRANSFORMS, affine, channel_permutation, check_transform, hue_rotation, shift
 
 
 def test_channel_permutation_reorders_each_images_channels_independently():
@@ -84,3 +84,10 @@ def test_affine_turns_and_moves_each_image_by_its_own_small_amount():
 def test_transforms_are_named_for_the_config():
     assert TRANSFORMS == {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift,
                           "affine": affine}
+
+
+def test_check_transform_names_the_key_and_the_choices():
+    check_transform("affine", "augment")  # a known name passes
+    with pytest.raises(ConfigError, match=r"unknown transform 'rotate'; choose one of \['affine', .*\], or null") as info:
+        check_transform("rotate", "augment", hint=", or null")
+    assert info.value.key == "augment"
