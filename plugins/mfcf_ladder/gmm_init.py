@@ -70,15 +70,31 @@ def batch_norm_mode(module: nn.Module, mode: str, images: Tensor, chunk_size: in
 
 @torch.no_grad()
 def encode_means(encoder: nn.Module, images: Tensor, *, chunk_size: int, bn_mode: str,
-                 device: torch.device) -> list[np.ndarray]:
-    """Posterior means of every facet for ``images``, as float64 arrays (N, D_j)."""
+                 device: torch.device, random_state: np.random.RandomState | None = None) -> list[np.ndarray]:
+    """Posterior means of every facet for ``images``, as float64 arrays (N, D_j), row i for
+    ``images[i]``.
+
+    With ``bn_mode: train``, batch norm in ``encoder`` and a ``random_state``, the chunks are
+    cut from a random permutation of ``images``, so each chunk's batch statistics are those of a random sample,
+    as in a shuffled training batch: a split stored sorted by class (MNIST-5k is) would
+    otherwise give chunks of one class each, whose normalisation removes what tells the
+    classes apart. The other modes use per-example statistics, for which order does not matter.
+    """
 
     def run(chunk: Tensor):
         return encoder(chunk.to(device))
 
+    order = None
+    has_norms = any(isinstance(m, _BATCH_NORMS) for m in encoder.modules())
+    if bn_mode == "train" and has_norms and random_state is not None:
+        order = torch.from_numpy(random_state.permutation(len(images)))
+        images = images[order.to(images.device)]
     with batch_norm_mode(encoder, bn_mode, images, chunk_size, run):
         parts = [[q.mean.double().cpu() for q in run(chunk)] for chunk in _chunks(images, chunk_size)]
-    return [torch.cat(facet).numpy() for facet in zip(*parts)]
+    means = [torch.cat(facet) for facet in zip(*parts)]
+    if order is not None:
+        means = [torch.empty_like(m).index_copy_(0, order, m) for m in means]
+    return [m.numpy() for m in means]
 
 
 class Mixture(NamedTuple):

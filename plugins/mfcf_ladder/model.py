@@ -79,8 +79,8 @@ class MFCVAEModelConfig:
       component, :func:`~mfcf_ladder.gmm_init.fit_spectral`), for first fits and refits alike;
     * ``gmm_variance`` -- the variance of every cluster after ``gmm_fit: means`` (paper 0.01);
     * ``gmm_bn_mode`` -- batch norm while encoding (§9, D13): ``train`` (default: batch
-      statistics of ``gmm_chunk_size`` chunks, the regime training sees next; running stats
-      untouched), ``eval`` (running statistics, faithful), ``recalibrate`` (re-estimate the
+      statistics of ``gmm_chunk_size`` chunks of randomly ordered examples, the regime training
+      sees next; running stats untouched), ``eval`` (running statistics, faithful), ``recalibrate`` (re-estimate the
       running statistics on the training split, then use them);
     * ``gmm_chunk_size`` -- examples per encoder call;
     * ``gmm_seed`` -- ``random_state`` of the GMM fits; ``None``: ``torch.initial_seed()``,
@@ -114,8 +114,9 @@ class MFCVAEModelConfig:
     Data-dependent initialisation (§5.2; paper: on for SVHN / 3DShapes):
 
     * ``data_init`` -- before epoch 0, redraw every Linear / conv Kaiming-normal and rescale it
-      on the first ``data_init_examples`` training examples so each unit's output has mean 0
-      and std ``data_init_scale``;
+      on ``data_init_examples`` training examples drawn at random (seeded like the GMM fits;
+      the official code uses the first batch of its shuffled loader) so each unit's output has
+      mean 0 and std ``data_init_scale``;
     * ``data_init_mode`` -- ``fixed`` (default): one forward pass in train mode (batch-norm
       running statistics updated once), the biased output variance, and weight-normalised
       layers rescaled through their gain, so the initialisation takes effect there too (fixes
@@ -315,7 +316,9 @@ class MFCVAEModel(Model):
     def on_epoch_start(self, epoch: int, train: DataSplit) -> None:
         cfg = self.config
         if epoch == 0 and cfg.data_init:
-            self.data_init(train.images[:cfg.data_init_examples])
+            n = min(cfg.data_init_examples, len(train.images))
+            rows = np.sort(self._random_state().choice(len(train.images), n, replace=False))
+            self.data_init(train.images[torch.from_numpy(rows).to(train.images.device)])
         due = [j for j, (at, done) in enumerate(zip(self._gmm_epochs, self.gmm_done)) if epoch == at and not done]
         if cfg.gmm_init and due:
             self.gmm_init(train.images, facets=due)
@@ -324,6 +327,12 @@ class MFCVAEModel(Model):
         fitted = [j for j, done in enumerate(self.gmm_done) if done]
         if self.config.gmm_init and epoch in self.config.gmm_refit_epochs and fitted:
             self.gmm_init(train.images, facets=fitted, refit=True)
+
+    def _random_state(self) -> np.random.RandomState:
+        """A fresh generator seeded with ``gmm_seed`` (``None``: the trainer's seed), for the
+        examples of the data-dependent initialisation and for the mixture fits."""
+        seed = self.config.gmm_seed if self.config.gmm_seed is not None else torch.initial_seed() % 2**32
+        return np.random.RandomState(seed)
 
     def data_init(self, images: Tensor) -> None:
         """Data-dependent initialisation of encoder and decoder on ``images`` (§5.2).
@@ -356,13 +365,12 @@ class MFCVAEModel(Model):
         and copy it into the priors (what is copied: ``gmm_fit``; a ``refit`` copies at least
         means and covariances, which are ``gmm_covariance``). Deterministic given ``gmm_seed``."""
         cfg = self.config
-        seed = cfg.gmm_seed if cfg.gmm_seed is not None else torch.initial_seed() % 2**32
-        random_state = np.random.RandomState(seed)
+        random_state = self._random_state()
         if cfg.gmm_examples is not None and cfg.gmm_examples < len(images):
             chosen = np.sort(random_state.choice(len(images), cfg.gmm_examples, replace=False))
             images = images[torch.from_numpy(chosen).to(images.device)]
         features = encode_means(self.encoder, images, chunk_size=cfg.gmm_chunk_size, bn_mode=cfg.gmm_bn_mode,
-                                device=self._device())
+                                device=self._device(), random_state=random_state)
         chosen_facets = range(len(self.facets)) if facets is None else sorted(facets)
         for j in chosen_facets:
             prior, facet, feats = self.priors[j], self.facets[j], features[j]

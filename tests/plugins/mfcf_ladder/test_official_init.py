@@ -74,8 +74,10 @@ def with_hook_weight_norm(model: nn.Module) -> nn.Module:
 
 
 def official_init(ref: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
-    """§5.2 on the first ``N_INIT`` examples, then §5.3 on all of ``x``; returns the GMM means."""
-    batch = x[:N_INIT]
+    """§5.2 on ``N_INIT`` random examples, then §5.3 on all of ``x``; returns the GMM means.
+    The official code takes the first batch of its shuffled loader; mfcf draws the rows with
+    the GMM seed, so the reference draws the same ones."""
+    batch = x[np.sort(np.random.RandomState(GMM_SEED).choice(len(x), N_INIT, replace=False))]
 
     def forward():  # training mode, all alpha = 1: one reparameterised sample per example
         zs = [q.mean + torch.exp(0.5 * q.logvar) * torch.randn(q.mean.shape, dtype=q.mean.dtype)
