@@ -102,7 +102,8 @@ def test_third_party_package_installed_with_pip_is_found(tmp_path, toy_config):
     """Build and pip-install a real distribution with an `mfcf` entry point, then use it."""
     with installed_demo_package(tmp_path, dist="mfcf-thirdparty-demo", plugin="demo", model="demo_nearest_mean",
                                 version="0.3.1"):
-        listing = subprocess.run(["mfcf", "plugins", "--json"], check=True, capture_output=True, text=True)
+        listing = subprocess.run([sys.executable, "-m", "mfcf.cli", "plugins", "--json"], check=True, capture_output=True,
+                                 text=True)  # this interpreter's mfcf, whatever PATH says
         entry = next(e for e in json.loads(listing.stdout) if e["name"] == "demo_nearest_mean")
         assert (entry["kind"], entry["package"], entry["version"]) == ("model", "mfcf-thirdparty-demo", "0.3.1")
         # the installed model trains through the public API, found by entry point alone
