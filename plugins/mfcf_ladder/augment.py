@@ -2,13 +2,16 @@
 ``model.augment``.
 
 Each maps a batch (B, C, H, W) to a batch of the same shape, drawing its randomness per image
-from torch's global generator (seeded by ``trainer.seed``). A name here is what
-``elbo.invariance_transform`` accepts.
+from torch's global generator (seeded by ``trainer.seed``). A name here, or several joined by
+``+`` (applied left to right, e.g. ``channel_permutation+mirror``), is what
+``elbo.invariance_transform`` and ``model.augment`` accept (:func:`transform`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +57,13 @@ def shift(x: Tensor, max_pixels: int = 2) -> Tensor:
     return torch.gather(x, 3, cols[:, None, None, :].expand(-1, x.shape[1], h, -1))
 
 
+def mirror(x: Tensor) -> Tensor:
+    """Every image mirrored left to right. On 3DShapes-like scenes it turns an azimuth a into
+    -a (the room's corner moves to the other side, the cube shows its other face) and keeps
+    shape, scale and colours: for a facet meant to ignore which way the camera turned."""
+    return x.flip(-1)
+
+
 def affine(x: Tensor, max_degrees: float = 10.0, max_shift: float = 0.1) -> Tensor:
     """Each image rotated by its own uniform random angle of up to ``max_degrees`` either way and
     moved by up to ``max_shift`` of its side in each direction (DEC-DA's augmentation, Guo et
@@ -71,11 +81,21 @@ def affine(x: Tensor, max_degrees: float = 10.0, max_shift: float = 0.1) -> Tens
 
 #: ``elbo.invariance_transform`` and ``model.augment`` names.
 TRANSFORMS = {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift,
-              "affine": affine}
+              "mirror": mirror, "affine": affine}
 
 
 def check_transform(name: str, key: str, *, hint: str = "") -> None:
-    """Fail with a :class:`ConfigError` on ``key`` unless ``name`` is in :data:`TRANSFORMS`;
-    ``hint`` is appended to the message (e.g. what else the key accepts)."""
-    if name not in TRANSFORMS:
-        raise ConfigError(f"unknown transform {name!r}; choose one of {sorted(TRANSFORMS)}{hint}", key=key)
+    """Fail with a :class:`ConfigError` on ``key`` unless every ``+``-separated part of ``name``
+    is in :data:`TRANSFORMS`; ``hint`` is appended to the message (e.g. what else the key
+    accepts)."""
+    for part in name.split("+"):
+        if part not in TRANSFORMS:
+            raise ConfigError(f"unknown transform {part!r}; choose one of {sorted(TRANSFORMS)} or several "
+                              f"joined by '+'{hint}", key=key)
+
+
+def transform(name: str) -> Callable[[Tensor], Tensor]:
+    """The transform a checked ``name`` stands for: one of :data:`TRANSFORMS`, or the
+    composition of ``+``-joined names, applied left to right."""
+    parts = [TRANSFORMS[part] for part in name.split("+")]
+    return parts[0] if len(parts) == 1 else lambda x: functools.reduce(lambda y, f: f(y), parts, x)

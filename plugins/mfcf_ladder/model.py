@@ -24,7 +24,7 @@ from mfcf.api import (ELBO, Coefficients, DataInfo, DataSplit, Decoder, Encoder,
 from mfcf.config import positive
 from mfcf.errors import ConfigError
 
-from .augment import TRANSFORMS, check_transform
+from .augment import check_transform, transform
 from .gmm_init import BN_MODES, GMM_METHODS, data_dependent_init, encode_means
 
 ASSIGNMENTS = ("mean", "analytic")
@@ -106,9 +106,9 @@ class MFCVAEModelConfig:
 
     Data augmentation (not in the paper; DEC-DA's recipe, Guo et al. 2018):
 
-    * ``augment`` -- a transform of :data:`mfcf_ladder.augment.TRANSFORMS` (e.g. ``affine``:
-      a small random turn and offset) applied to every training batch, in pre-training and
-      in the ELBO phase alike, so the model is fitted to the transformed images; the mixture
+    * ``augment`` -- a transform of :data:`mfcf_ladder.augment.TRANSFORMS`, or several joined
+      by ``+`` (e.g. ``affine``: a small random turn and offset), applied to every training
+      batch, in pre-training and in the ELBO phase alike, so the model is fitted to the transformed images; the mixture
       fits, validation and evaluation see the images as they are (``null``: none, faithful).
 
     Data-dependent initialisation (§5.2; paper: on for SVHN / 3DShapes):
@@ -239,7 +239,7 @@ class MFCVAEModel(Model):
     def training_loss(self, x: Tensor, *, epoch: int, step: int) -> LossOutput:
         coeffs = self.schedule(epoch, step)
         if self.config.augment is not None and self.training:
-            x = TRANSFORMS[self.config.augment](x)
+            x = transform(self.config.augment)(x)
         if epoch < self.config.pretrain_epochs:
             return self.autoencoder_loss(x, coeffs)
         return self._loss(x, coeffs)

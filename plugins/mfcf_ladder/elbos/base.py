@@ -14,7 +14,7 @@ from mfcf.api import (ELBO, Coefficients, FacetPrior, GaussianPosterior, LatentM
 from mfcf.config import positive
 from mfcf.errors import ConfigError
 
-from ..augment import TRANSFORMS, check_transform
+from ..augment import check_transform, transform
 
 
 @dataclasses.dataclass
@@ -41,8 +41,9 @@ class FreeNatsConfig:
       confidence, which neither collapse mode of ``facet_independence`` does;
     * ``invariance`` -- a weight v >= 0 on the change of each listed facet's clustering under
       a nuisance transform T (``invariance_transform``, a name of
-      :data:`mfcf_ladder.augment.TRANSFORMS`, e.g. ``channel_permutation`` for a facet that
-      should ignore colour): v * beta_c[j] * mean_x KL(q*(c_j|x) || q*(c_j|T(x))) for every j
+      :data:`mfcf_ladder.augment.TRANSFORMS` or several joined by ``+``, e.g.
+      ``channel_permutation`` for a facet that should ignore colour,
+      ``channel_permutation+mirror`` for one that should also ignore left and right): v * beta_c[j] * mean_x KL(q*(c_j|x) || q*(c_j|T(x))) for every j
       in ``invariance_facets``, with q*(c_j|x) held fixed as the target ("self-augmented
       training", IMSAT, Hu et al. 2017). With ``invariance_of: latent`` the divergence is
       KL(q(z_j|x) || q(z_j|T(x))) of the facet's Gaussian posteriors instead, so the latent
@@ -238,7 +239,7 @@ class MFCVAEELBOBase(ELBO):
         facets = [j for j in self.config.invariance_facets if coeffs.beta_c[j] != 0]
         if not facets:
             return posteriors[0].mean.new_zeros(())
-        moved = model.encoder(TRANSFORMS[self.config.invariance_transform](x), coeffs.alpha_enc)
+        moved = model.encoder(transform(self.config.invariance_transform)(x), coeffs.alpha_enc)
         divergence = INVARIANT_PARTS[self.config.invariance_of]
         with torch.autocast(x.device.type, enabled=False):
             return sum(scaled(divergence(model.priors[j], posteriors[j], moved[j].full_precision()), coeffs.beta_c[j])

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mfcf.errors import ConfigError
-from mfcf_ladder.augment import TRANSFORMS, affine, channel_permutation, check_transform, hue_rotation, shift
+from mfcf_ladder.augment import (TRANSFORMS, affine, channel_permutation, check_transform, hue_rotation, mirror, shift,
+                                 transform)
 
 
 def test_channel_permutation_reorders_each_images_channels_independently():
@@ -81,13 +82,41 @@ def test_affine_turns_and_moves_each_image_by_its_own_small_amount():
     assert torch.allclose(affine(coloured), coloured, atol=1e-6)  # corners continue the border colour
 
 
+def test_mirror_reverses_each_row():
+    x = torch.rand(3, 2, 4, 5)
+    y = mirror(x)
+    assert torch.equal(y[..., 0], x[..., 4]) and torch.equal(y[..., 2], x[..., 2])
+    assert torch.equal(mirror(y), x)
+
+
 def test_transforms_are_named_for_the_config():
     assert TRANSFORMS == {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift,
-                          "affine": affine}
+                          "mirror": mirror, "affine": affine}
+    assert transform("shift") is shift
+
+
+def test_joined_names_apply_their_transforms_left_to_right():
+    torch.manual_seed(3)
+    x = torch.rand(16, 3, 4, 6)
+    def drawn(f):
+        torch.manual_seed(5)
+        return f(x)
+
+    both = drawn(transform("channel_permutation+mirror"))
+    assert torch.equal(both, drawn(lambda images: mirror(channel_permutation(images))))  # same draws, then mirror
+    assert torch.equal(drawn(transform("shift+mirror")), drawn(lambda images: mirror(shift(images))))
+    assert not torch.equal(drawn(transform("shift+mirror")), drawn(lambda images: shift(mirror(images))))  # order
+    assert not torch.equal(both, mirror(x)) and not torch.equal(both, x)
 
 
 def test_check_transform_names_the_key_and_the_choices():
     check_transform("affine", "augment")  # a known name passes
-    with pytest.raises(ConfigError, match=r"unknown transform 'rotate'; choose one of \['affine', .*\], or null") as info:
+    check_transform("channel_permutation+mirror", "augment")  # joined known names pass
+    with pytest.raises(ConfigError, match=r"unknown transform 'rotate'; choose one of \['affine', .*\] or several "
+                                          r"joined by '\+', or null") as info:
         check_transform("rotate", "augment", hint=", or null")
     assert info.value.key == "augment"
+    for bad, part in [("mirror+rotate", "rotate"), ("mirror+", ""), ("+mirror", "")]:
+        with pytest.raises(ConfigError, match=f"unknown transform '{part}'") as info:
+            check_transform(bad, "elbo.invariance_transform")
+        assert info.value.key == "elbo.invariance_transform"
