@@ -108,8 +108,9 @@ class MFCVAEModelConfig:
 
     * ``augment`` -- a transform of :data:`mfcf_ladder.augment.TRANSFORMS`, or several joined
       by ``+`` (e.g. ``affine``: a small random turn and offset), applied to every training
-      batch, in pre-training and in the ELBO phase alike, so the model is fitted to the transformed images; the mixture
-      fits, validation and evaluation see the images as they are (``null``: none, faithful).
+      batch, in pre-training and in the ELBO phase alike, so the model is fitted to the
+      transformed images; the mixture fits, validation and evaluation see the images as they
+      are (``null``: none, faithful).
 
     Data-dependent initialisation (§5.2; paper: on for SVHN / 3DShapes):
 

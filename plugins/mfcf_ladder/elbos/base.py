@@ -43,8 +43,9 @@ class FreeNatsConfig:
       a nuisance transform T (``invariance_transform``, a name of
       :data:`mfcf_ladder.augment.TRANSFORMS` or several joined by ``+``, e.g.
       ``channel_permutation`` for a facet that should ignore colour,
-      ``channel_permutation+mirror`` for one that should also ignore left and right): v * beta_c[j] * mean_x KL(q*(c_j|x) || q*(c_j|T(x))) for every j
-      in ``invariance_facets``, with q*(c_j|x) held fixed as the target ("self-augmented
+      ``channel_permutation+mirror`` for one that should also ignore left and right):
+      v * beta_c[j] * mean_x KL(q*(c_j|x) || q*(c_j|T(x))) for every j in
+      ``invariance_facets``, with q*(c_j|x) held fixed as the target ("self-augmented
       training", IMSAT, Hu et al. 2017). With ``invariance_of: latent`` the divergence is
       KL(q(z_j|x) || q(z_j|T(x))) of the facet's Gaussian posteriors instead, so the latent
       itself (and with it every mixture later fitted to it) loses the nuisance, not only

@@ -98,6 +98,7 @@ def test_transforms_are_named_for_the_config():
 def test_joined_names_apply_their_transforms_left_to_right():
     torch.manual_seed(3)
     x = torch.rand(16, 3, 4, 6)
+
     def drawn(f):
         torch.manual_seed(5)
         return f(x)
