@@ -44,6 +44,29 @@ def hue_rotation(x: Tensor) -> Tensor:
     return torch.einsum("bij,bjhw->bihw", rotation, x).clamp(0.0, 1.0)
 
 
+def channel_mixing(x: Tensor, min_gain: float = 0.5, max_gain: float = 1.5) -> Tensor:
+    """Each image's colours sent through its own random linear map of the channels, then
+    stretched to fill [0, 1]. The map is Q1 diag(g) Q2 with Q1, Q2 Haar-random orthogonal and
+    gains g uniform in [``min_gain``, ``max_gain``], applied about mid-grey: invertible and
+    well conditioned, so distinct colours stay distinct (edges and shapes survive), but neither
+    the colours nor their distances to one another do. Unlike ``channel_permutation`` and
+    ``hue_rotation``, which keep colour differences (an isometry or a rotation of the hue circle),
+    it leaves no colour relation an encoder could read a hue from when other parts of the scene
+    keep fixed colours (3DShapes' configurations). For a facet meant to ignore colour."""
+    b, c = x.shape[:2]
+
+    def haar(n: int) -> Tensor:  # uniformly random orthogonal (B, n, n): QR with R's signs fixed
+        q, r = torch.linalg.qr(torch.randn(b, n, n, device=x.device, dtype=x.dtype))
+        return q * torch.diagonal(r, dim1=-2, dim2=-1).sign()[:, None, :]
+
+    gains = min_gain + (max_gain - min_gain) * torch.rand(b, c, device=x.device, dtype=x.dtype)
+    mixing = haar(c) @ torch.diag_embed(gains) @ haar(c)  # (B, C, C)
+    y = torch.einsum("bij,bjhw->bihw", mixing, x - 0.5)
+    low = y.amin(dim=(1, 2, 3), keepdim=True)
+    high = y.amax(dim=(1, 2, 3), keepdim=True)
+    return (y - low) / (high - low).clamp_min(1e-6)
+
+
 def shift(x: Tensor, max_pixels: int = 2) -> Tensor:
     """Each image moved by its own random offset of up to ``max_pixels`` in each direction,
     filled by wrapping round (the images' borders are background): content kept, position
@@ -80,8 +103,8 @@ def affine(x: Tensor, max_degrees: float = 10.0, max_shift: float = 0.1) -> Tens
 
 
 #: ``elbo.invariance_transform`` and ``model.augment`` names.
-TRANSFORMS = {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift,
-              "mirror": mirror, "affine": affine}
+TRANSFORMS = {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation,
+              "channel_mixing": channel_mixing, "shift": shift, "mirror": mirror, "affine": affine}
 
 
 def check_transform(name: str, key: str, *, hint: str = "") -> None:

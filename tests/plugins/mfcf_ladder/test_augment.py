@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from mfcf.errors import ConfigError
-from mfcf_ladder.augment import (TRANSFORMS, affine, channel_permutation, check_transform, hue_rotation, mirror, shift,
-                                 transform)
+from mfcf_ladder.augment import (TRANSFORMS, affine, channel_mixing, channel_permutation, check_transform, hue_rotation,
+                                 mirror, shift, transform)
 
 
 def test_channel_permutation_reorders_each_images_channels_independently():
@@ -45,6 +45,44 @@ def test_hue_rotation_turns_each_images_colours_about_the_grey_axis():
     with pytest.raises(ConfigError, match="RGB") as info:
         hue_rotation(torch.rand(2, 1, 4, 4))
     assert info.value.key == "elbo.invariance_transform"
+
+
+def test_channel_mixing_maps_each_images_colours_by_its_own_invertible_affine_map_onto_0_1():
+    torch.manual_seed(3)
+    # one scene 256 times: three flat colours (floor, wall, object), as in 3DShapes
+    colours = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.2, 0.2, 1.0]])
+    regions = torch.tensor([[0, 0, 1, 1], [0, 2, 2, 1], [0, 2, 2, 1], [0, 0, 1, 1]])
+    x = colours[regions].permute(2, 0, 1).expand(256, 3, 4, 4)
+    y = channel_mixing(x)
+    assert y.shape == x.shape
+    assert torch.allclose(y.amin(dim=(1, 2, 3)), torch.zeros(256))
+    assert torch.allclose(y.amax(dim=(1, 2, 3)), torch.ones(256))
+    # per image one affine map of the colours, the same at every pixel, whose linear part is
+    # well conditioned (singular values within the gain range 0.5-1.5, up to the stretch)
+    patches = torch.rand(8, 3, 4, 4)
+    mapped = channel_mixing(patches)
+    for xi, yi in zip(patches, mapped):
+        flat_x = torch.cat([xi.flatten(1).T, torch.ones(16, 1)], 1)
+        solved = torch.linalg.lstsq(flat_x, yi.flatten(1).T).solution
+        assert torch.allclose(flat_x @ solved, yi.flatten(1).T, atol=1e-5)
+        singular = torch.linalg.svdvals(solved[:3])
+        assert singular.max() / singular.min() <= 3 + 1e-4
+    seen = y[:, :, [0, 0, 1], [0, 2, 1]].transpose(1, 2)  # (B, 3 regions, RGB)
+    distances = torch.stack([(seen[:, 0] - seen[:, 1]).norm(dim=1), (seen[:, 0] - seen[:, 2]).norm(dim=1),
+                             (seen[:, 1] - seen[:, 2]).norm(dim=1)], 1)
+    assert distances.min() > 0.05  # distinct colours stay distinct
+    ratio = distances[:, 0] / distances[:, 1]
+    assert ratio.max() / ratio.min() > 2  # colour relations are not kept (no isometry, unlike a rotation)
+    assert (seen[:, 0] - seen[0, 0]).abs().amax() > 0.5  # and the floor's colour itself varies
+    grey = torch.rand(16, 1, 5, 5)
+    low, high = grey.amin((1, 2, 3), keepdim=True), grey.amax((1, 2, 3), keepdim=True)
+    stretched = (grey - low) / (high - low)
+    mixed = channel_mixing(grey)  # one channel: per image a random sign and gain, then stretched
+    inverted = [torch.allclose(m, 1 - s, atol=1e-5) for m, s in zip(mixed, stretched)]
+    assert all(inverted[i] or torch.allclose(mixed[i], stretched[i], atol=1e-5) for i in range(16))
+    assert 0 < sum(inverted) < 16
+    flat = torch.full((2, 3, 4, 4), 0.3)
+    assert torch.isfinite(channel_mixing(flat)).all()  # a single-colour image does not divide by zero
 
 
 def test_shift_rolls_each_image_by_its_own_offset_of_at_most_the_limit():
@@ -90,8 +128,8 @@ def test_mirror_reverses_each_row():
 
 
 def test_transforms_are_named_for_the_config():
-    assert TRANSFORMS == {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation, "shift": shift,
-                          "mirror": mirror, "affine": affine}
+    assert TRANSFORMS == {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation,
+                          "channel_mixing": channel_mixing, "shift": shift, "mirror": mirror, "affine": affine}
     assert transform("shift") is shift
 
 
