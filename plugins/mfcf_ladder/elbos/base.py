@@ -49,7 +49,11 @@ class FreeNatsConfig:
       training", IMSAT, Hu et al. 2017). With ``invariance_of: latent`` the divergence is
       KL(q(z_j|x) || q(z_j|T(x))) of the facet's Gaussian posteriors instead, so the latent
       itself (and with it every mixture later fitted to it) loses the nuisance, not only
-      the current clusters. The encoder runs once more, on T(x). A facet that puts every
+      the current clusters. ``invariance_detach: false`` lets the gradient flow into the
+      target q(.|x) too, so both posteriors move towards each other and the facet drops what
+      T changes instead of learning to undo T (with the target fixed, an encoder that can
+      infer the nuisance from T(x) is taught to, e.g. a floor's hue from the fixed hues of the
+      rest of a scene). The encoder runs once more, on T(x). A facet that puts every
       image in one cluster is trivially invariant in its clusters: pair ``clusters`` with
       ``cluster_information``. This tells a facet which nuisance to ignore, knowledge the
       paper's unsupervised objective does not use.
@@ -66,6 +70,7 @@ class FreeNatsConfig:
     invariance_facets: list[int] = dataclasses.field(default_factory=list)
     invariance_transform: str = "channel_permutation"
     invariance_of: str = "clusters"
+    invariance_detach: bool = True
 
     def __post_init__(self) -> None:
         positive(self.free_nats, "free_nats", allow_zero=True)
@@ -115,23 +120,27 @@ def cluster_information(q: Tensor) -> Tensor:
     return entropy(q.mean(0)) - entropy(q).mean()
 
 
-def assignment_divergence(log_target: Tensor, log_q: Tensor) -> Tensor:
+def assignment_divergence(log_target: Tensor, log_q: Tensor, fixed: bool = True) -> Tensor:
     """mean_x KL(target(c|x) || q(c|x)) in nats from log-probabilities (B, K), the target
-    detached (it is what ``q`` is pulled towards)."""
-    log_target = log_target.detach()
+    detached if ``fixed`` (then it is what ``q`` is pulled towards, and nothing pulls it)."""
+    if fixed:
+        log_target = log_target.detach()
     return (log_target.exp() * (log_target - log_q)).sum(-1).mean()
 
 
-def cluster_divergence(prior: FacetPrior, target: GaussianPosterior, q: GaussianPosterior) -> Tensor:
-    """mean_x KL(q*(c|x) || q*(c|T(x))) of one facet: ``target`` = q(z|x), ``q`` = q(z|T(x))."""
+def cluster_divergence(prior: FacetPrior, target: GaussianPosterior, q: GaussianPosterior,
+                       fixed: bool = True) -> Tensor:
+    """mean_x KL(q*(c|x) || q*(c|T(x))) of one facet: ``target`` = q(z|x), ``q`` = q(z|T(x));
+    q*(c|x) detached if ``fixed``."""
     return assignment_divergence(optimal_cluster_log_posterior(prior, target),
-                                 optimal_cluster_log_posterior(prior, q))
+                                 optimal_cluster_log_posterior(prior, q), fixed)
 
 
-def latent_divergence(prior: FacetPrior, target: GaussianPosterior, q: GaussianPosterior) -> Tensor:
+def latent_divergence(prior: FacetPrior, target: GaussianPosterior, q: GaussianPosterior,
+                      fixed: bool = True) -> Tensor:
     """mean_x KL(q(z|x) || q(z|T(x))) of two diagonal Gaussians, summed over dims, the target
-    q(z|x) detached; ``prior`` is not used."""
-    mean, logvar = target.mean.detach(), target.logvar.detach()
+    q(z|x) detached if ``fixed``; ``prior`` is not used."""
+    mean, logvar = (target.mean.detach(), target.logvar.detach()) if fixed else (target.mean, target.logvar)
     return 0.5 * (q.logvar - logvar + (logvar.exp() + (mean - q.mean) ** 2) / q.logvar.exp() - 1).sum(-1).mean()
 
 
@@ -243,7 +252,8 @@ class MFCVAEELBOBase(ELBO):
         moved = model.encoder(transform(self.config.invariance_transform)(x), coeffs.alpha_enc)
         divergence = INVARIANT_PARTS[self.config.invariance_of]
         with torch.autocast(x.device.type, enabled=False):
-            return sum(scaled(divergence(model.priors[j], posteriors[j], moved[j].full_precision()), coeffs.beta_c[j])
+            return sum(scaled(divergence(model.priors[j], posteriors[j], moved[j].full_precision(),
+                                         self.config.invariance_detach), coeffs.beta_c[j])
                        for j in facets)
 
     @staticmethod

@@ -547,12 +547,35 @@ def test_latent_invariance_adds_the_gaussian_kl_of_the_facets_posteriors(estimat
     assert torch.allclose(g_plain, g_out)
 
 
+@pytest.mark.parametrize("estimator_cls", ESTIMATORS)
+@pytest.mark.parametrize("part", ["latent", "clusters"])
+def test_invariance_detach_false_pulls_the_plain_images_posterior_too(estimator_cls, part, monkeypatch):
+    monkeypatch.setitem(TRANSFORMS, "flip", flip)
+    options = {"invariance": 3.0, "invariance_facets": [1], "invariance_transform": "flip", "invariance_of": part}
+    model, x, coeffs, _, plain, fixed, _ = with_option(estimator_cls, options, seed=9)
+    free = run(estimator_cls(validate_section(estimator_cls.Config, {**options, "invariance_detach": False}, "elbo"),
+                             n_facets=2), model, x, coeffs)
+    assert free.loss.item() == pytest.approx(fixed.loss.item(), rel=1e-12)  # same value, other gradient
+    # reference: the same KL computed independently, with gradients through both posteriors
+    q, q_moved = model.encoder(x)[1], model.encoder(flip(x))[1]
+    if part == "latent":
+        kl = dist.kl_divergence(dist.Normal(q.mean, q.std), dist.Normal(q_moved.mean, q_moved.std)).sum(-1).mean()
+    else:
+        log_q = optimal_cluster_log_posterior(model.priors[1], q)
+        kl = (log_q.exp() * (log_q - optimal_cluster_log_posterior(model.priors[1], q_moved))).sum(-1).mean()
+    expected = grads(model, plain.loss + 3.0 * 0.8 * kl)
+    pairs = [(a, b) for a, b in zip(grads(model, free.loss), expected) if a is not None]
+    assert pairs and all(torch.allclose(a, b, atol=1e-6) for a, b in pairs)
+    differ = [not torch.allclose(a, b, atol=1e-6) for a, b in zip(grads(model, fixed.loss), expected) if a is not None]
+    assert any(differ)  # the fixed target does not pull the plain images' posterior
+
 @pytest.mark.parametrize("section, key, words", [
     ({"invariance_of": "pixels"}, "elbo.invariance_of", "latent"),
     ({"invariance": 1.0}, "elbo.invariance_facets", "needs the facets"),
     ({"invariance": 1.0, "invariance_facets": [0, 0]}, "elbo.invariance_facets", "distinct"),
     ({"invariance_transform": "blur"}, "elbo.invariance_transform", "channel_permutation"),
     ({"invariance": -1.0, "invariance_facets": [0]}, "elbo.invariance", "-1"),
+    ({"invariance_detach": "maybe"}, "elbo.invariance_detach", "bool"),
 ])
 def test_invariance_options_are_checked(section, key, words):
     for estimator_cls in ESTIMATORS:
