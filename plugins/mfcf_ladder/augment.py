@@ -102,9 +102,25 @@ def affine(x: Tensor, max_degrees: float = 10.0, max_shift: float = 0.1) -> Tens
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def resized_crop(x: Tensor, min_side: float = 0.75) -> Tensor:
+    """Each image cropped to its own random square of ``min_side`` to 1 times its side, placed
+    uniformly inside it, and resized back (bilinear): SimCLR's random resized crop, kept mild so
+    that a centred object stays mostly in view. Changes the object's size and where everything
+    sits, keeps shapes and colours. For a facet meant to ignore scale and position (on
+    3DShapes-like scenes, with ``mirror``, also where the room's corner is)."""
+    b = x.shape[0]
+    side = min_side + (1 - min_side) * torch.rand(b, device=x.device)
+    centre = (2 * torch.rand(b, 2, device=x.device) - 1) * (1 - side)[:, None]  # crop inside the image
+    zero = torch.zeros_like(side)
+    theta = torch.stack([torch.stack([side, zero, centre[:, 0]], 1), torch.stack([zero, side, centre[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 #: ``elbo.invariance_transform`` and ``model.augment`` names.
 TRANSFORMS = {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation,
-              "channel_mixing": channel_mixing, "shift": shift, "mirror": mirror, "affine": affine}
+              "channel_mixing": channel_mixing, "shift": shift, "mirror": mirror, "affine": affine,
+              "resized_crop": resized_crop}
 
 
 def check_transform(name: str, key: str, *, hint: str = "") -> None:

@@ -9,7 +9,7 @@ import torch
 
 from mfcf.errors import ConfigError
 from mfcf_ladder.augment import (TRANSFORMS, affine, channel_mixing, channel_permutation, check_transform, hue_rotation,
-                                 mirror, shift, transform)
+                                 mirror, resized_crop, shift, transform)
 
 
 def test_channel_permutation_reorders_each_images_channels_independently():
@@ -85,6 +85,21 @@ def test_channel_mixing_maps_each_images_colours_by_its_own_invertible_affine_ma
     assert torch.isfinite(channel_mixing(flat)).all()  # a single-colour image does not divide by zero
 
 
+def test_resized_crop_zooms_each_image_into_its_own_square_inside_it():
+    torch.manual_seed(4)
+    x = torch.zeros(256, 1, 32, 32)
+    x[:, :, 12:20, 12:20] = 1.0  # a centred 8x8 square
+    y = resized_crop(x)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    area = y.sum(dim=(1, 2, 3))  # the square grows by 1 / side^2, 1 to 1 / 0.75^2 (up to bilinear edges)
+    assert area.min() >= 64 - 1 and area.max() <= 64 / 0.75**2 + 3
+    assert area.max() - area.min() > 30  # sizes differ per image
+    rows = torch.arange(32.0)[None, :]
+    centre = (y.sum(dim=(1, 3)) * rows).sum(1) / y.sum(dim=(1, 2, 3))
+    assert centre.max() - centre.min() > 4  # and so do positions
+    assert torch.allclose(resized_crop(x, min_side=1.0), x, atol=1e-5)  # the whole image: no change
+
+
 def test_shift_rolls_each_image_by_its_own_offset_of_at_most_the_limit():
     torch.manual_seed(1)
     x = torch.rand(64, 2, 7, 6)
@@ -129,7 +144,8 @@ def test_mirror_reverses_each_row():
 
 def test_transforms_are_named_for_the_config():
     assert TRANSFORMS == {"channel_permutation": channel_permutation, "hue_rotation": hue_rotation,
-                          "channel_mixing": channel_mixing, "shift": shift, "mirror": mirror, "affine": affine}
+                          "channel_mixing": channel_mixing, "shift": shift, "mirror": mirror, "affine": affine,
+                          "resized_crop": resized_crop}
     assert transform("shift") is shift
 
 
