@@ -87,6 +87,14 @@ def mirror(x: Tensor) -> Tensor:
     return x.flip(-1)
 
 
+def _warp(x: Tensor, theta: Tensor) -> Tensor:
+    """Each image resampled (bilinear) through its own affine map ``theta`` (B, 2, 3) of the
+    output grid onto the input, in [-1, 1] coordinates; outside pixels take the nearest border
+    pixel."""
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def affine(x: Tensor, max_degrees: float = 10.0, max_shift: float = 0.1) -> Tensor:
     """Each image rotated by its own uniform random angle of up to ``max_degrees`` either way and
     moved by up to ``max_shift`` of its side in each direction (DEC-DA's augmentation, Guo et
@@ -98,8 +106,7 @@ def affine(x: Tensor, max_degrees: float = 10.0, max_shift: float = 0.1) -> Tens
     offset = (2 * torch.rand(b, 2, device=x.device) - 1) * (2 * max_shift)  # grid units: the side is 2
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return _warp(x, theta)
 
 
 def resized_crop(x: Tensor, min_side: float = 0.75) -> Tensor:
@@ -113,8 +120,7 @@ def resized_crop(x: Tensor, min_side: float = 0.75) -> Tensor:
     centre = (2 * torch.rand(b, 2, device=x.device) - 1) * (1 - side)[:, None]  # crop inside the image
     zero = torch.zeros_like(side)
     theta = torch.stack([torch.stack([side, zero, centre[:, 0]], 1), torch.stack([zero, side, centre[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return _warp(x, theta)
 
 
 #: ``elbo.invariance_transform`` and ``model.augment`` names.
