@@ -49,10 +49,11 @@ def channel_mixing(x: Tensor, min_gain: float = 0.5, max_gain: float = 1.5) -> T
     stretched to fill [0, 1]. The map is Q1 diag(g) Q2 with Q1, Q2 Haar-random orthogonal and
     gains g uniform in [``min_gain``, ``max_gain``], applied about mid-grey: invertible and
     well conditioned, so distinct colours stay distinct (edges and shapes survive), but neither
-    the colours nor their distances to one another do. Unlike ``channel_permutation`` and
-    ``hue_rotation``, which keep colour differences (an isometry or a rotation of the hue circle),
-    it leaves no colour relation an encoder could read a hue from when other parts of the scene
-    keep fixed colours (3DShapes' configurations). For a facet meant to ignore colour."""
+    the colours nor their distances to one another do, unlike ``channel_permutation`` and
+    ``hue_rotation`` (an isometry or a rotation of the hue circle). Not a guarantee: on the
+    3DShapes configurations, whose wall and object keep fixed hues, an encoder taught to match
+    q(z|x) still inferred the floor hue through it (benchmarks/README.md, issue 17). For a facet
+    meant to ignore colour."""
     b, c = x.shape[:2]
 
     def haar(n: int) -> Tensor:  # uniformly random orthogonal (B, n, n): QR with R's signs fixed
