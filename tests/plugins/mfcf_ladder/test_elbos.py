@@ -569,6 +569,7 @@ def test_invariance_detach_false_pulls_the_plain_images_posterior_too(estimator_
     differ = [not torch.allclose(a, b, atol=1e-6) for a, b in zip(grads(model, fixed.loss), expected) if a is not None]
     assert any(differ)  # the fixed target does not pull the plain images' posterior
 
+
 @pytest.mark.parametrize("section, key, words", [
     ({"invariance_of": "pixels"}, "elbo.invariance_of", "latent"),
     ({"invariance": 1.0}, "elbo.invariance_facets", "needs the facets"),
