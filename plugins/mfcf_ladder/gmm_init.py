@@ -3,7 +3,8 @@
 * :func:`encode_means` + :func:`fit_gmm` -- the MoG prior initialisation of MFCVAE.md §5.3: a
   diagonal scikit-learn ``GaussianMixture`` per facet, fitted to the posterior means of the
   whole training split; :func:`fit_spectral` the alternative of ``model.gmm_method: spectral``
-  (the mixture of a spectral clustering's partition). :data:`GMM_METHODS` names both.
+  (the mixture of a spectral clustering's partition) and :func:`fit_umap` that of
+  ``umap`` (the mixture of a GMM's partition of a UMAP embedding). :data:`GMM_METHODS` names them.
 * :func:`data_dependent_init` -- the data-dependent initialisation of §5.2, done so that it
   also takes effect on weight-normalised layers (fixes §9 D3), or exactly as the official code.
 """
@@ -116,23 +117,13 @@ def fit_gmm(features: np.ndarray, n_clusters: int, random_state: np.random.Rando
     return Mixture(gmm.weights_, gmm.means_, gmm.covariances_)
 
 
-#: neighbours of each point in the graph of :func:`fit_spectral` (scikit-learn's default)
-SPECTRAL_NEIGHBOURS = 10
-
-
-def fit_spectral(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
-                 n_init: int = 1, covariance_type: str = "diag", reg_covar: float = 1e-6) -> Mixture:
-    """The mixture of a spectral clustering's partition: ``features`` are split into
-    ``n_clusters`` groups by scikit-learn's ``SpectralClustering`` on their symmetrised
-    10-nearest-neighbour graph (Ng, Jordan and Weiss 2001; the labels by ``cluster_qr``, so
-    ``n_init`` has nothing to restart), and each group becomes one component: its share of the
-    points, its mean and its (diagonal or full) covariance, plus ``reg_covar`` on the diagonal
-    as scikit-learn's mixtures add. Clusters that follow the data's neighbourhoods rather than
-    Gaussian blobs (what N2D, McConville et al. 2020, gets from a manifold embedding of an
-    autoencoder's codes); the prior then holds the Gaussians of those clusters. A group left
+def mixture_of_partition(features: np.ndarray, labels: np.ndarray, n_clusters: int,
+                         random_state: np.random.RandomState, covariance_type: str = "diag",
+                         reg_covar: float = 1e-6) -> Mixture:
+    """The mixture whose components are the groups of a partition: group ``k`` (the rows with
+    ``labels == k``) gives its share of the points, its mean and its (diagonal or full)
+    covariance, plus ``reg_covar`` on the diagonal as scikit-learn's mixtures add. A group left
     empty takes a random point as its mean, the data's variance and a weight of one point."""
-    labels = SpectralClustering(n_clusters, affinity="nearest_neighbors", n_neighbors=SPECTRAL_NEIGHBOURS,
-                                assign_labels="cluster_qr", random_state=random_state).fit_predict(features)
     n, dim = features.shape
     weights, means, covariances = np.empty(n_clusters), np.empty((n_clusters, dim)), []
     for k in range(n_clusters):
@@ -147,8 +138,52 @@ def fit_spectral(features: np.ndarray, n_clusters: int, random_state: np.random.
     return Mixture(weights / weights.sum(), means, np.stack(covariances))
 
 
+#: neighbours of each point in the graph of :func:`fit_spectral` (scikit-learn's default)
+SPECTRAL_NEIGHBOURS = 10
+
+
+def fit_spectral(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
+                 n_init: int = 1, covariance_type: str = "diag") -> Mixture:
+    """The mixture of a spectral clustering's partition: ``features`` are split into
+    ``n_clusters`` groups by scikit-learn's ``SpectralClustering`` on their symmetrised
+    10-nearest-neighbour graph (Ng, Jordan and Weiss 2001; the labels by ``cluster_qr``, so
+    ``n_init`` has nothing to restart), and each group becomes one component
+    (:func:`mixture_of_partition`). Clusters that follow the data's neighbourhoods rather than
+    Gaussian blobs (what N2D, McConville et al. 2020, gets from a manifold embedding of an
+    autoencoder's codes); the prior then holds the Gaussians of those clusters."""
+    labels = SpectralClustering(n_clusters, affinity="nearest_neighbors", n_neighbors=SPECTRAL_NEIGHBOURS,
+                                assign_labels="cluster_qr", random_state=random_state).fit_predict(features)
+    return mixture_of_partition(features, labels, n_clusters, random_state, covariance_type)
+
+
+#: UMAP settings of :func:`fit_umap`: neighbours per point, embedding dimensions (at most the
+#: features'), and ``min_dist`` 0 (points packed tightly, as for clustering, N2D §3)
+UMAP_NEIGHBOURS = 10
+UMAP_DIMS = 10
+
+
+def fit_umap(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
+             n_init: int = 1, covariance_type: str = "diag") -> Mixture:
+    """The mixture of the partition N2D finds (McConville et al. 2020): ``features`` are
+    embedded by UMAP (McInnes et al. 2018; ``UMAP_NEIGHBOURS`` neighbours, ``UMAP_DIMS``
+    dimensions, ``min_dist`` 0), a full-covariance Gaussian mixture (``n_init`` EM restarts)
+    clusters the embedding, and each of its groups becomes one component in the features' own
+    space (:func:`mixture_of_partition`): the prior holds the Gaussians of clusters that follow
+    the codes' manifold. Seeded by ``random_state``, UMAP runs on one thread and is
+    deterministic."""
+    from umap import UMAP  # numba compiles on first import: only paid by runs that ask for it
+
+    dims = min(UMAP_DIMS, features.shape[1])
+    seed = random_state.randint(2**31 - 1)
+    embedding = UMAP(n_components=dims, n_neighbors=UMAP_NEIGHBOURS, min_dist=0.0, random_state=seed,
+                     n_jobs=1).fit_transform(features)
+    labels = GaussianMixture(n_clusters, covariance_type="full", n_init=n_init,
+                             random_state=random_state).fit_predict(embedding)
+    return mixture_of_partition(features, labels, n_clusters, random_state, covariance_type)
+
+
 #: ``model.gmm_method`` names: how a facet's mixture is fitted to its posterior means.
-GMM_METHODS = {"em": fit_gmm, "spectral": fit_spectral}
+GMM_METHODS = {"em": fit_gmm, "spectral": fit_spectral, "umap": fit_umap}
 
 
 _INIT_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)

@@ -76,7 +76,10 @@ class MFCVAEModelConfig:
     * ``gmm_method`` -- how the mixture is found: ``em`` (faithful: scikit-learn's EM from a
       k-means start) or ``spectral`` (not in the paper: a spectral clustering of the means'
       nearest-neighbour graph, each cluster's share, mean and covariance taken as a
-      component, :func:`~mfcf_ladder.gmm_init.fit_spectral`), for first fits and refits alike;
+      component, :func:`~mfcf_ladder.gmm_init.fit_spectral`) or ``umap`` (not in the paper:
+      N2D's recipe, a full-covariance GMM on a UMAP embedding of the means, each of its
+      clusters taken as a component, :func:`~mfcf_ladder.gmm_init.fit_umap`), for first fits
+      and refits alike;
     * ``gmm_variance`` -- the variance of every cluster after ``gmm_fit: means`` (paper 0.01);
     * ``gmm_bn_mode`` -- batch norm while encoding (§9, D13): ``train`` (default: batch
       statistics of ``gmm_chunk_size`` chunks of randomly ordered examples, the regime training

@@ -1,15 +1,16 @@
-"""``model.gmm_method``: the mixtures ``fit_gmm`` (EM) and ``fit_spectral`` (a spectral partition)."""
+"""``model.gmm_method``: the mixtures ``fit_gmm`` (EM), ``fit_spectral`` (a spectral partition) and
+``fit_umap`` (a GMM's partition of a UMAP embedding)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
-from sklearn.datasets import make_moons
+from sklearn.datasets import make_circles, make_moons
 from sklearn.metrics import adjusted_rand_score
 
 import mfcf_ladder.gmm_init as gmm_init
-from mfcf_ladder.gmm_init import GMM_METHODS, fit_gmm, fit_spectral
+from mfcf_ladder.gmm_init import GMM_METHODS, fit_gmm, fit_spectral, fit_umap
 
 # two moons apart make a disconnected neighbour graph, which scikit-learn warns of: expected here
 pytestmark = pytest.mark.filterwarnings("ignore:Graph is not fully connected")
@@ -70,3 +71,21 @@ def test_every_method_is_deterministic_given_the_random_state(method):
     for part_a, part_b in zip(a, b):
         np.testing.assert_array_equal(part_a, part_b)
     assert a.means.shape == (3, 2) and a.covariances.shape == (3, 2) and a.weights.shape == (3,)
+
+
+def test_umap_takes_the_rings_apart_as_components_in_the_features_own_space():
+    # two concentric rings share a mean: no pair of Gaussians fitted by EM separates them, a
+    # neighbourhood embedding does; each ring then becomes one component of the 2-d features
+    x, y = make_circles(400, noise=0.03, factor=0.4, random_state=0)
+    mixture = fit_umap(x, 2, np.random.RandomState(0), covariance_type="full")
+    order = np.argsort(np.trace(mixture.covariances, axis1=1, axis2=2))  # inner ring first
+    inner, outer = x[y == 1], x[y == 0]
+    np.testing.assert_allclose(mixture.weights[order], [len(inner) / len(x), len(outer) / len(x)])
+    np.testing.assert_allclose(mixture.means[order], np.stack([inner.mean(0), outer.mean(0)]), atol=1e-12)
+    expected = np.stack([np.cov(part, rowvar=False, bias=True) + 1e-6 * np.eye(2) for part in (inner, outer)])
+    np.testing.assert_allclose(mixture.covariances[order], expected)
+
+    em = fit_gmm(x, 2, np.random.RandomState(0))
+    d = ((x[:, None] - em.means[None]) ** 2 / em.covariances[None]).sum(-1)
+    em_labels = (-0.5 * d - 0.5 * np.log(em.covariances).sum(-1) + np.log(em.weights)).argmax(1)
+    assert adjusted_rand_score(y, em_labels) < 0.2

@@ -15,7 +15,7 @@ from mfcf.config import validate_section
 from mfcf.errors import ConfigError
 from mfcf_ladder.augment import shift
 from mfcf_ladder.elbos import MFCVAEMonteCarloELBO
-from mfcf_ladder.gmm_init import data_dependent_init, encode_means, fit_spectral
+from mfcf_ladder.gmm_init import GMM_METHODS, data_dependent_init, encode_means
 from mfcf_ladder.ladder_conv import LadderConvDecoder, LadderConvEncoder
 from mfcf_ladder.ladder_fc import LadderFCDecoder, LadderFCEncoder
 from mfcf_ladder.likelihoods import BernoulliLikelihood
@@ -210,14 +210,15 @@ def test_gmm_fit_all_copies_variances_and_weights():
 
 
 @pytest.mark.filterwarnings("ignore:Graph is not fully connected")  # separate clusters: expected
-def test_gmm_method_spectral_puts_the_spectral_partitions_mixture_into_the_priors():
+@pytest.mark.parametrize("method", ["spectral", "umap"])
+def test_gmm_method_puts_its_partitions_mixture_into_the_priors(method):
     x = blobs(90)
-    model = make_model(model=dict(gmm_fit="all", gmm_seed=0, gmm_method="spectral"))
+    model = make_model(model=dict(gmm_fit="all", gmm_seed=0, gmm_method=method))
     feats = [q.mean.double().detach().numpy() for q in model.encoder(x)]
     model.gmm_init(x)
     state = np.random.RandomState(0)
-    fit_spectral(feats[0], 3, state)  # facet 0 first: same RNG stream
-    mixture = fit_spectral(feats[1], 3, state)
+    GMM_METHODS[method](feats[0], 3, state)  # facet 0 first: same RNG stream
+    mixture = GMM_METHODS[method](feats[1], 3, state)
     prior = model.priors[1]
     np.testing.assert_allclose(prior.means.detach().numpy(), mixture.means, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(prior.variances().detach().numpy(), mixture.covariances, rtol=1e-4)
