@@ -1,8 +1,10 @@
-"""PCA followed by a Gaussian mixture fitted with EM (scikit-learn ``PCA`` + ``GaussianMixture``).
+"""PCA followed by a Gaussian mixture (scikit-learn ``PCA`` + ``GaussianMixture``).
 
 The classical two-stage baseline: a linear projection to ``latent_dim`` principal components,
-then a K-component mixture on the projections. ``cluster_probs`` is the mixture's posterior
-p(c | PCA(x)), computed in float64 from buffers so it matches ``predict_proba``.
+then a K-component mixture on the projections, fitted by EM or (``mixture: umap``) taken from
+N2D's partition of them (McConville et al. 2020: a GMM on a UMAP embedding; the mixture
+MFCVAE's ``model.gmm_method: umap`` fits to its codes). ``cluster_probs`` is the mixture's
+posterior p(c | PCA(x)), computed in float64 from buffers so it matches ``predict_proba``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mfcf.errors import ConfigError
 from .common import as_numpy, check_enough_examples, require, sklearn_threads
 
 COVARIANCES = ("full", "tied", "diag", "spherical")
+MIXTURES = ("em", "umap")
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -38,7 +41,11 @@ class GMMPCAConfig:
     * ``covariance`` -- ``full`` | ``tied`` | ``diag`` | ``spherical`` (scikit-learn's
       ``covariance_type``);
     * ``n_init`` / ``max_iter`` / ``tol`` / ``reg_covar`` -- EM restarts (k-means
-      initialised), iterations, tolerance and the variance floor, as in scikit-learn.
+      initialised), iterations, tolerance and the variance floor, as in scikit-learn;
+    * ``mixture`` -- ``em`` (scikit-learn's EM on the projections) or ``umap`` (N2D: the
+      projections' UMAP partition, each cluster's share, mean and ``full`` or ``diag``
+      covariance a component, :func:`mfcf_ladder.gmm_init.fit_umap`; ``n_init`` restarts the
+      embedding's GMM, ``max_iter`` / ``tol`` / ``reg_covar`` are not used).
 
     Both fits use the trainer's seed as random state.
     """
@@ -49,10 +56,16 @@ class GMMPCAConfig:
     max_iter: int = 100
     tol: float = 1e-3
     reg_covar: float = 1e-6
+    mixture: str = "em"
 
     def __post_init__(self) -> None:
         if self.covariance not in COVARIANCES:
             raise ConfigError(f"must be one of {', '.join(COVARIANCES)}, got {self.covariance!r}", key="covariance")
+        if self.mixture not in MIXTURES:
+            raise ConfigError(f"must be one of {', '.join(MIXTURES)}, got {self.mixture!r}", key="mixture")
+        if self.mixture == "umap" and self.covariance not in ("full", "diag"):
+            raise ConfigError(f"mixture: umap takes each cluster's full or diag covariance, not {self.covariance!r}; "
+                              "set covariance to full or diag", key="covariance")
         positive(self.n_init, "n_init")
         positive(self.max_iter, "max_iter")
         positive(self.tol, "tol", allow_zero=True)
@@ -114,17 +127,32 @@ class GMMPCAModel(Model):
             raise ConfigError(f"PCA cannot find {facet.latent_dim} components in {len(train)} training examples; "
                               f"set latent_dim to at most {len(train)}", key="facets.0.latent_dim")
         pca = PCA(facet.latent_dim, whiten=cfg.whiten, random_state=seed)
-        gmm = GaussianMixture(facet.n_clusters, covariance_type=cfg.covariance, n_init=cfg.n_init,
-                              max_iter=cfg.max_iter, tol=cfg.tol, reg_covar=cfg.reg_covar, random_state=seed)
         with sklearn_threads():
             features = pca.fit_transform(as_numpy(train.images)).astype(np.float64)
-            gmm.fit(features)
+            weights, means, precision_chol = self._fit_mixture(features, facet.n_clusters, seed)
         scale = 1.0 / np.sqrt(pca.explained_variance_) if cfg.whiten else np.ones(facet.latent_dim)
         for buffer, value in ((self.pca_mean, pca.mean_), (self.pca_components, pca.components_),
-                              (self.pca_scale, scale), (self.log_weights, np.log(gmm.weights_)),
-                              (self.means, gmm.means_), (self.precision_chol, precision_cholesky(gmm))):
+                              (self.pca_scale, scale), (self.log_weights, np.log(weights)),
+                              (self.means, means), (self.precision_chol, precision_chol)):
             buffer.copy_(torch.from_numpy(np.asarray(value, dtype=np.float64)))
         self.fitted.fill_(True)
+
+    def _fit_mixture(self, features: np.ndarray, n_clusters: int, seed: int):
+        """Weights (K,), means (K, d) and precision Cholesky factors (K, d, d) of the mixture."""
+        cfg = self.config
+        if cfg.mixture == "umap":
+            from mfcf_ladder.gmm_init import fit_umap  # the ladder plugin's N2D mixture (one implementation)
+
+            mixture = fit_umap(features, n_clusters, np.random.RandomState(seed), cfg.n_init, cfg.covariance)
+            covariances = mixture.covariances if cfg.covariance == "full" else np.stack(
+                [np.diag(v) for v in mixture.covariances])
+            # Sigma = L L^T  ->  (y - mu) @ L^-T is the whitened residual, L^-T upper triangular
+            chol = np.linalg.inv(np.linalg.cholesky(covariances)).transpose(0, 2, 1)
+            return mixture.weights, mixture.means, chol
+        gmm = GaussianMixture(n_clusters, covariance_type=cfg.covariance, n_init=cfg.n_init,
+                              max_iter=cfg.max_iter, tol=cfg.tol, reg_covar=cfg.reg_covar, random_state=seed)
+        gmm.fit(features)
+        return gmm.weights_, gmm.means_, precision_cholesky(gmm)
 
     @torch.no_grad()
     def project(self, x: Tensor) -> Tensor:

@@ -79,7 +79,7 @@ class MFCVAEModelConfig:
       component, :func:`~mfcf_ladder.gmm_init.fit_spectral`) or ``umap`` (not in the paper:
       N2D's recipe, a full-covariance GMM on a UMAP embedding of the means, each of its
       clusters taken as a component, :func:`~mfcf_ladder.gmm_init.fit_umap`), for first fits
-      and refits alike;
+      and refits alike; a list gives each facet its own, e.g. ``[umap, em]``;
     * ``gmm_variance`` -- the variance of every cluster after ``gmm_fit: means`` (paper 0.01);
     * ``gmm_bn_mode`` -- batch norm while encoding (§9, D13): ``train`` (default: batch
       statistics of ``gmm_chunk_size`` chunks of randomly ordered examples, the regime training
@@ -138,7 +138,7 @@ class MFCVAEModelConfig:
     gmm_refit_epochs: list[int] = dataclasses.field(default_factory=list)
     gmm_fit: str = "means"
     gmm_covariance: str = "diag"
-    gmm_method: str = "em"
+    gmm_method: Any = "em"  # a name, or a list with one name per facet
     gmm_variance: float = 0.01
     gmm_bn_mode: str = "train"
     gmm_chunk_size: int = 512
@@ -158,11 +158,10 @@ class MFCVAEModelConfig:
                                   ("gmm_bn_mode", self.gmm_bn_mode, BN_MODES),
                                   ("data_init_mode", self.data_init_mode, DATA_INIT_MODES),
                                   ("gmm_covariance", self.gmm_covariance, GMM_COVARIANCES),
-                                  ("gmm_method", self.gmm_method, tuple(GMM_METHODS))):
+                                  *(("gmm_method", method, tuple(GMM_METHODS)) for method in _listed(self.gmm_method))):
             if value not in valid:
                 raise ConfigError(f"must be one of {', '.join(valid)}, got {value!r}", key=key)
-        init = self.gmm_init_epoch if isinstance(self.gmm_init_epoch, (list, tuple)) else [self.gmm_init_epoch]
-        _check_epochs(init, self.gmm_init_epoch, "gmm_init_epoch", "an epoch number or a list of them")
+        _check_epochs(_listed(self.gmm_init_epoch), self.gmm_init_epoch, "gmm_init_epoch", "an epoch number or a list of them")
         _check_epochs(self.gmm_refit_epochs, self.gmm_refit_epochs, "gmm_refit_epochs", "a list of epoch numbers")
         positive(self.gmm_variance, "gmm_variance")
         positive(self.gmm_chunk_size, "gmm_chunk_size")
@@ -179,12 +178,26 @@ class MFCVAEModelConfig:
 
     def gmm_init_epochs(self, n_facets: int) -> list[int]:
         """``gmm_init_epoch`` as one epoch per facet."""
-        if isinstance(self.gmm_init_epoch, (list, tuple)):
-            if len(self.gmm_init_epoch) != n_facets:
-                raise ConfigError(f"has {len(self.gmm_init_epoch)} entries for {n_facets} facets; give one "
-                                  "epoch per facet, or a single number for all", key="gmm_init_epoch")
-            return list(self.gmm_init_epoch)
-        return [self.gmm_init_epoch] * n_facets
+        return _per_facet(self.gmm_init_epoch, n_facets, "gmm_init_epoch", "epoch")
+
+    def gmm_methods(self, n_facets: int) -> list[str]:
+        """``gmm_method`` as one method per facet."""
+        return _per_facet(self.gmm_method, n_facets, "gmm_method", "method")
+
+
+def _listed(value: Any) -> list:
+    """A per-facet option's entries: the list itself, or the single value."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _per_facet(value: Any, n_facets: int, key: str, what: str) -> list:
+    """A per-facet option (one value for all facets, or a list with one per facet) as a list."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != n_facets:
+            raise ConfigError(f"has {len(value)} entries for {n_facets} facets; give one {what} per facet, "
+                              "or a single one for all", key=key)
+        return list(value)
+    return [value] * n_facets
 
 
 class MFCVAEModel(Model):
@@ -221,6 +234,7 @@ class MFCVAEModel(Model):
         self.elbo = elbo
         self.schedule = schedule
         self._gmm_epochs = config.gmm_init_epochs(len(facets))
+        self._gmm_methods = config.gmm_methods(len(facets))
         if config.gmm_init and max(self._gmm_epochs) >= schedule.epochs:
             raise ConfigError(f"{config.gmm_init_epoch} would initialise a prior at epoch {max(self._gmm_epochs)}, "
                               f"but the run has only {schedule.epochs} epochs (0-{schedule.epochs - 1}); lower it, "
@@ -379,8 +393,8 @@ class MFCVAEModel(Model):
         for j in chosen_facets:
             prior, facet, feats = self.priors[j], self.facets[j], features[j]
             with threadpool_limits(limits=torch.get_num_threads()):  # scikit-learn's pools busy-wait on shared cores
-                mixture = GMM_METHODS[cfg.gmm_method](feats, facet.n_clusters, random_state, cfg.gmm_n_init,
-                                                      cfg.gmm_covariance)
+                mixture = GMM_METHODS[self._gmm_methods[j]](feats, facet.n_clusters, random_state, cfg.gmm_n_init,
+                                                             cfg.gmm_covariance)
             means = torch.from_numpy(mixture.means)
             if cfg.gmm_fit == "means" and not refit:
                 prior.initialise(means, torch.full_like(means, cfg.gmm_variance))

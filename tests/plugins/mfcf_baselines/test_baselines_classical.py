@@ -1,11 +1,13 @@
-"""k-means on pixels and PCA + GMM: the known accuracy range on real digits, agreement with
-scikit-learn, determinism, saved state, and early errors."""
+"""k-means on pixels and PCA + GMM (EM or N2D's UMAP partition): the known accuracy range on real
+digits, agreement with scikit-learn and the ladder's ``fit_umap``, determinism, saved state, and
+early errors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from scipy.stats import multivariate_normal
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
@@ -13,6 +15,7 @@ from sklearn.mixture import GaussianMixture
 import mfcf
 from mfcf.engine.build import build, resolve
 from mfcf.errors import ConfigError, TrainingError, UnknownKeyError
+from mfcf_ladder.gmm_init import fit_umap
 
 
 def config(tmp_path, model="kmeans", seed=0, latent_dim=1, n_clusters=10, **options):
@@ -74,6 +77,31 @@ def test_gmm_pca_on_digits_clusters_well(tmp_path):
     assert scores["nmi"] > 0.6 and scores["hungarian_acc"] > 0.6, scores
 
 
+@pytest.mark.parametrize("covariance", ["full", "diag"])
+def test_gmm_pca_umap_is_the_posterior_of_the_umap_partitions_mixture(tmp_path, covariance):
+    exp = fitted(config(tmp_path, "gmm_pca", seed=1, latent_dim=10, covariance=covariance, mixture="umap"))
+    x_train, x_test = exp.train.images.flatten(1).numpy(), exp.test.images.flatten(1).numpy()
+    pca = PCA(10, random_state=1).fit(x_train)
+    mixture = fit_umap(pca.transform(x_train).astype(np.float64), 10, np.random.RandomState(1),
+                       covariance_type=covariance)
+    y = pca.transform(x_test).astype(np.float64)
+    covariances = mixture.covariances if covariance == "full" else [np.diag(v) for v in mixture.covariances]
+    log_joint = np.stack([np.log(w) + multivariate_normal(m, c).logpdf(y)
+                          for w, m, c in zip(mixture.weights, mixture.means, covariances)], axis=1)
+    expected = np.exp(log_joint - np.logaddexp.reduce(log_joint, axis=1, keepdims=True))
+    np.testing.assert_allclose(exp.model.cluster_probs(exp.test.images)[0].numpy(), expected, atol=1e-5)
+
+
+def test_gmm_pca_umap_on_digits_beats_em(tmp_path):
+    """The neighbourhoods of the 8x8 digits hold their classes better than Gaussian blobs do."""
+    scores = {}
+    for mixture in ("em", "umap"):
+        run = mfcf.train(config(tmp_path / mixture, "gmm_pca", latent_dim=20, covariance="full", mixture=mixture),
+                         quiet=True)
+        scores[mixture] = mfcf.evaluate(run)["facets"][0]["factors"]["label"]["hungarian_acc"]
+    assert scores["umap"] > 0.85 and scores["umap"] > scores["em"] + 0.05, scores
+
+
 # -- errors before anything is fitted --------------------------------------------------------
 def resolve_error(cfg) -> ConfigError:
     with pytest.raises(ConfigError) as err:
@@ -104,6 +132,8 @@ def test_more_clusters_than_examples_is_refused(tmp_path):
     ("kmeans", {"init": "kmeans++"}, "model.init", "must be one of k-means++, random"),
     ("kmeans", {"n_init": 0}, "model.n_init", "must be greater than 0"),
     ("gmm_pca", {"covariance": "diagonal"}, "model.covariance", "must be one of full, tied, diag, spherical"),
+    ("gmm_pca", {"mixture": "spectral"}, "model.mixture", "must be one of em, umap"),
+    ("gmm_pca", {"mixture": "umap", "covariance": "tied"}, "model.covariance", "set covariance to full or diag"),
 ])
 def test_bad_options_fail_with_their_key(tmp_path, model, extra, key, message):
     err = resolve_error(config(tmp_path, model, latent_dim=5, **extra))

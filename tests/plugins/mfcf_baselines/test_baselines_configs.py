@@ -15,7 +15,7 @@ from mfcf.engine.build import resolve
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIGS = ROOT / "configs" / "baselines"
-BASELINES = ["kmeans", "gmm_pca", "ae_kmeans", "dec", "idec", "vade", "mfcvae_j1"]
+BASELINES = ["kmeans", "gmm_pca", "umap_gmm", "ae_kmeans", "dec", "idec", "vade", "mfcvae_j1"]
 CPU_SETS = ["mnist5k", "fashion_mnist", "colored_mnist", "colored_fashion_mnist", "shapes"]
 ALL = sorted(CONFIGS.rglob("*.yaml"))
 
@@ -56,7 +56,8 @@ def test_config_resolves(path):
         assert resolved.trainer.epochs > resolved.config["model"]["pretrain_epochs"]
 
 
-SMOKE = {"kmeans": [], "gmm_pca": ["facets.0.latent_dim=5"], "mfcvae_j1": ["trainer.epochs=1"]}
+SMOKE = {"kmeans": [], "gmm_pca": ["facets.0.latent_dim=5"], "umap_gmm": ["facets.0.latent_dim=5"],
+         "mfcvae_j1": ["trainer.epochs=1"]}
 
 
 @pytest.mark.slow

@@ -434,10 +434,30 @@ def test_checkpoints_with_one_gmm_flag_for_all_facets_still_load():
     assert model.gmm_done == [True, True]
 
 
-def test_a_gmm_epoch_list_needs_one_entry_per_facet():
+@pytest.mark.parametrize("key", ["gmm_init_epoch", "gmm_method"])
+def test_a_per_facet_gmm_list_needs_one_entry_per_facet(key):
     with pytest.raises(ConfigError) as info:
-        make_model(model=dict(gmm_init_epoch=[0, 1, 2]))
-    assert info.value.key == "gmm_init_epoch" and "3 entries for 2 facets" in str(info.value)
+        make_model(model={key: [0, 1, 2] if key == "gmm_init_epoch" else ["em", "em", "umap"]})
+    assert info.value.key == key and "3 entries for 2 facets" in str(info.value)
+
+
+def test_an_unknown_gmm_method_in_a_list_names_the_key():
+    with pytest.raises(ConfigError) as info:
+        make_model(model=dict(gmm_method=["em", "kmeans"]))
+    assert info.value.key == "gmm_method" and "must be one of em, spectral, umap, got 'kmeans'" in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore:Graph is not fully connected")
+def test_a_gmm_method_list_fits_each_facet_its_own_way():
+    x = blobs(90)
+    model = make_model(model=dict(gmm_fit="all", gmm_seed=0, gmm_method=["em", "spectral"]))
+    feats = [q.mean.double().detach().numpy() for q in model.encoder(x)]
+    model.gmm_init(x)
+    state = np.random.RandomState(0)
+    first, second = GMM_METHODS["em"](feats[0], 3, state), GMM_METHODS["spectral"](feats[1], 3, state)
+    for prior, mixture in zip(model.priors, (first, second)):
+        np.testing.assert_allclose(prior.means.detach().numpy(), mixture.means, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(prior.log_weights().exp().detach().numpy(), mixture.weights, rtol=1e-4)
 
 
 def test_gmm_batch_norm_modes():
