@@ -144,8 +144,8 @@ class GMMPCAModel(Model):
             from mfcf_ladder.gmm_init import fit_umap  # the ladder plugin's N2D mixture (one implementation)
 
             mixture = fit_umap(features, n_clusters, np.random.RandomState(seed), cfg.n_init, cfg.covariance)
-            covariances = mixture.covariances if cfg.covariance == "full" else np.stack(
-                [np.diag(v) for v in mixture.covariances])
+            covariances = mixture.covariances if cfg.covariance == "full" else \
+                mixture.covariances[:, :, None] * np.eye(features.shape[1])  # variances -> diagonal matrices
             # Sigma = L L^T  ->  (y - mu) @ L^-T is the whitened residual, L^-T upper triangular
             chol = np.linalg.inv(np.linalg.cholesky(covariances)).transpose(0, 2, 1)
             return mixture.weights, mixture.means, chol

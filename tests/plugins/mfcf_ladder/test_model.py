@@ -434,10 +434,10 @@ def test_checkpoints_with_one_gmm_flag_for_all_facets_still_load():
     assert model.gmm_done == [True, True]
 
 
-@pytest.mark.parametrize("key", ["gmm_init_epoch", "gmm_method"])
-def test_a_per_facet_gmm_list_needs_one_entry_per_facet(key):
+@pytest.mark.parametrize("key, value", [("gmm_init_epoch", [0, 1, 2]), ("gmm_method", ["em", "em", "umap"])])
+def test_a_per_facet_gmm_list_needs_one_entry_per_facet(key, value):
     with pytest.raises(ConfigError) as info:
-        make_model(model={key: [0, 1, 2] if key == "gmm_init_epoch" else ["em", "em", "umap"]})
+        make_model(model={key: value})
     assert info.value.key == key and "3 entries for 2 facets" in str(info.value)
 
 
