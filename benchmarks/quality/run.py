@@ -331,6 +331,15 @@ def _pm(row: dict[str, Any]) -> str:
 MULTI_FACET = ("mfcvae_j2", "mfcvae_j3", "mfcvae_j3_inv")
 
 
+def line_looks(methods: list[str]) -> dict[str, dict[str, Any]]:
+    """A colour and line style per method: the ten tab10 colours solid, then dashed, dotted and
+    dash-dotted, so no two of up to 40 methods are drawn alike."""
+    from matplotlib import colormaps
+
+    return {m: {"color": colormaps["tab10"](i % 10), "linestyle": ("-", "--", ":", "-.")[i // 10 % 4]}
+            for i, m in enumerate(methods)}
+
+
 def plot(matrix: dict, records: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -345,7 +354,7 @@ def plot(matrix: dict, records: list[dict[str, Any]], path: Path) -> None:
     height = 4.2 * rows + 0.8  # inches, 0.8 of them for the legend below the panels
     fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, height), squeeze=False)
     methods = list(dict.fromkeys(m for d in datasets for m in matrix["datasets"][d]["methods"]))
-    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    looks = line_looks(methods)
     handles = {}
     for ax in axes.flat[len(datasets):]:
         ax.set_visible(False)
@@ -359,7 +368,7 @@ def plot(matrix: dict, records: list[dict[str, Any]], path: Path) -> None:
             t = [statistics.fmean(c[i][0] for c in curves) for i in range(length)]
             a = [statistics.fmean(c[i][1] for c in curves) for i in range(length)]
             style = {"marker": "o", "markersize": 7} if length == 1 else {"marker": "." if length < 15 else None}
-            (handles[method],) = ax.plot(t, a, color=colours[method], label=method,
+            (handles[method],) = ax.plot(t, a, **looks[method], label=method,
                                          linewidth=2.4 if method in MULTI_FACET else 1.2, **style)
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # within a decade they overlap

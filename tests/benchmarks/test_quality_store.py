@@ -148,3 +148,14 @@ def test_the_report_shows_each_facets_cluster_use_and_kl_so_a_collapse_is_visibl
     runs = [{"used_clusters": [1, 10], "kl_z": [0.02, 8.0]}, {"used_clusters": [3, 9], "kl_z": [0.04, 9.0]}]
     assert quality.facet_use(runs) == "2.0 / 0.03, 9.5 / 8.50"
     assert quality.facet_use([{"used_clusters": [10]}, {"used_clusters": [8], "kl_z": None}]) == "9.0"
+
+
+def test_every_method_of_the_shipped_matrix_gets_its_own_line():
+    import yaml
+
+    matrix = yaml.safe_load((ROOT / "benchmarks/quality/matrix.yaml").read_text())
+    methods = list(dict.fromkeys(m for entry in matrix["datasets"].values() for m in entry["methods"]))
+    assert len(methods) > 10  # more than one colour cycle: the case where two methods once shared a blue
+    looks = quality.line_looks(methods)
+    drawn = {(tuple(look["color"]), look["linestyle"]) for look in looks.values()}
+    assert len(drawn) == len(methods)
