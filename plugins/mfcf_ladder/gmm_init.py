@@ -108,10 +108,11 @@ class Mixture(NamedTuple):
 
 
 def fit_gmm(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
-            n_init: int = 1, covariance_type: str = "diag") -> Mixture:
+            n_init: int = 1, covariance_type: str = "diag", neighbours: int = 10) -> Mixture:
     """scikit-learn's Gaussian mixture (k-means init; diagonal covariances as the official code,
     or ``full``); ``n_init`` restarts, the best likelihood kept (1: scikit-learn's default, as
-    the official code)."""
+    the official code). ``neighbours`` is unused: EM builds no neighbour graph (the argument
+    keeps every :data:`GMM_METHODS` entry callable alike)."""
     gmm = GaussianMixture(n_components=n_clusters, covariance_type=covariance_type, n_init=n_init,
                           random_state=random_state).fit(features)
     return Mixture(gmm.weights_, gmm.means_, gmm.covariances_)
@@ -138,35 +139,30 @@ def mixture_of_partition(features: np.ndarray, labels: np.ndarray, n_clusters: i
     return Mixture(weights / weights.sum(), means, np.stack(covariances))
 
 
-#: neighbours of each point in the graph of :func:`fit_spectral` (scikit-learn's default)
-SPECTRAL_NEIGHBOURS = 10
-
-
 def fit_spectral(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
-                 n_init: int = 1, covariance_type: str = "diag") -> Mixture:
+                 n_init: int = 1, covariance_type: str = "diag", neighbours: int = 10) -> Mixture:
     """The mixture of a spectral clustering's partition: ``features`` are split into
     ``n_clusters`` groups by scikit-learn's ``SpectralClustering`` on their symmetrised
-    10-nearest-neighbour graph (Ng, Jordan and Weiss 2001; the labels by ``cluster_qr``, so
+    ``neighbours``-nearest-neighbour graph (10: scikit-learn's default) (Ng, Jordan and Weiss 2001; the labels by ``cluster_qr``, so
     ``n_init`` has nothing to restart), and each group becomes one component
     (:func:`mixture_of_partition`). Clusters that follow the data's neighbourhoods rather than
     Gaussian blobs (what N2D, McConville et al. 2020, gets from a manifold embedding of an
     autoencoder's codes); the prior then holds the Gaussians of those clusters."""
-    labels = SpectralClustering(n_clusters, affinity="nearest_neighbors", n_neighbors=SPECTRAL_NEIGHBOURS,
+    labels = SpectralClustering(n_clusters, affinity="nearest_neighbors", n_neighbors=neighbours,
                                 assign_labels="cluster_qr", random_state=random_state).fit_predict(features)
     return mixture_of_partition(features, labels, n_clusters, random_state, covariance_type)
 
 
-#: UMAP settings of :func:`fit_umap`: neighbours per point, embedding dimensions (at most the
-#: features'), and ``min_dist`` 0 (points packed tightly, as for clustering, N2D §3)
-UMAP_NEIGHBOURS = 10
+#: embedding dimensions of :func:`fit_umap` (at most the features'), as N2D's
 UMAP_DIMS = 10
 
 
 def fit_umap(features: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
-             n_init: int = 1, covariance_type: str = "diag") -> Mixture:
+             n_init: int = 1, covariance_type: str = "diag", neighbours: int = 10) -> Mixture:
     """The mixture of the partition N2D finds (McConville et al. 2020): ``features`` are
-    embedded by UMAP (McInnes et al. 2018; ``UMAP_NEIGHBOURS`` neighbours, ``UMAP_DIMS``
-    dimensions, ``min_dist`` 0), a full-covariance Gaussian mixture (``n_init`` EM restarts)
+    embedded by UMAP (McInnes et al. 2018; ``neighbours`` per point -- N2D's scripts use 20,
+    UMAP's default is 15 --, ``UMAP_DIMS`` dimensions, ``min_dist`` 0: points packed tightly,
+    as for clustering, N2D §3), a full-covariance Gaussian mixture (``n_init`` EM restarts)
     clusters the embedding, and each of its groups becomes one component in the features' own
     space (:func:`mixture_of_partition`): the prior holds the Gaussians of clusters that follow
     the codes' manifold. Seeded by ``random_state``, UMAP runs on one thread and is
@@ -175,7 +171,7 @@ def fit_umap(features: np.ndarray, n_clusters: int, random_state: np.random.Rand
 
     dims = min(UMAP_DIMS, features.shape[1])
     seed = random_state.randint(2**31 - 1)
-    embedding = UMAP(n_components=dims, n_neighbors=UMAP_NEIGHBOURS, min_dist=0.0, random_state=seed,
+    embedding = UMAP(n_components=dims, n_neighbors=neighbours, min_dist=0.0, random_state=seed,
                      n_jobs=1).fit_transform(features)
     labels = GaussianMixture(n_clusters, covariance_type="full", n_init=n_init,
                              random_state=random_state).fit_predict(embedding)

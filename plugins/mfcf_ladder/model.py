@@ -80,6 +80,8 @@ class MFCVAEModelConfig:
       N2D's recipe, a full-covariance GMM on a UMAP embedding of the means, each of its
       clusters taken as a component, :func:`~mfcf_ladder.gmm_init.fit_umap`), for first fits
       and refits alike; a list gives each facet its own, e.g. ``[umap, em]``;
+    * ``gmm_neighbours`` -- neighbours of each point in the graph ``spectral`` and ``umap``
+      build (10; N2D's scripts use 20 for UMAP); unused by ``em``;
     * ``gmm_variance`` -- the variance of every cluster after ``gmm_fit: means`` (paper 0.01);
     * ``gmm_bn_mode`` -- batch norm while encoding (§9, D13): ``train`` (default: batch
       statistics of ``gmm_chunk_size`` chunks of randomly ordered examples, the regime training
@@ -139,6 +141,7 @@ class MFCVAEModelConfig:
     gmm_fit: str = "means"
     gmm_covariance: str = "diag"
     gmm_method: Any = "em"  # a name, or a list with one name per facet
+    gmm_neighbours: int = 10
     gmm_variance: float = 0.01
     gmm_bn_mode: str = "train"
     gmm_chunk_size: int = 512
@@ -164,6 +167,8 @@ class MFCVAEModelConfig:
         _check_epochs(_listed(self.gmm_init_epoch), self.gmm_init_epoch, "gmm_init_epoch", "an epoch number or a list of them")
         _check_epochs(self.gmm_refit_epochs, self.gmm_refit_epochs, "gmm_refit_epochs", "a list of epoch numbers")
         positive(self.gmm_variance, "gmm_variance")
+        if self.gmm_neighbours < 2:  # a neighbour graph needs a point and at least one other
+            raise ConfigError(f"must be at least 2, got {self.gmm_neighbours}", key="gmm_neighbours")
         positive(self.gmm_chunk_size, "gmm_chunk_size")
         positive(self.gmm_seed, "gmm_seed", allow_zero=True, allow_none=True)
         positive(self.gmm_n_init, "gmm_n_init")
@@ -394,7 +399,7 @@ class MFCVAEModel(Model):
             prior, facet, feats = self.priors[j], self.facets[j], features[j]
             with threadpool_limits(limits=torch.get_num_threads()):  # scikit-learn's pools busy-wait on shared cores
                 mixture = GMM_METHODS[self._gmm_methods[j]](feats, facet.n_clusters, random_state, cfg.gmm_n_init,
-                                                             cfg.gmm_covariance)
+                                                             cfg.gmm_covariance, cfg.gmm_neighbours)
             means = torch.from_numpy(mixture.means)
             if cfg.gmm_fit == "means" and not refit:
                 prior.initialise(means, torch.full_like(means, cfg.gmm_variance))

@@ -89,3 +89,24 @@ def test_umap_takes_the_rings_apart_as_components_in_the_features_own_space():
     d = ((x[:, None] - em.means[None]) ** 2 / em.covariances[None]).sum(-1)
     em_labels = (-0.5 * d - 0.5 * np.log(em.covariances).sum(-1) + np.log(em.weights)).argmax(1)
     assert adjusted_rand_score(y, em_labels) < 0.2
+
+
+@pytest.mark.parametrize("method, graph", [(fit_spectral, "mfcf_ladder.gmm_init.SpectralClustering"),
+                                           (fit_umap, "umap.UMAP")])
+def test_the_graph_methods_build_their_graph_on_the_neighbours_asked_for(monkeypatch, method, graph):
+    built = []
+
+    class Recorder:  # stands in for the graph method and records its neighbours
+        def __init__(self, *args, n_neighbors, **kwargs):
+            built.append(n_neighbors)
+
+        def fit_predict(self, features):
+            return np.arange(len(features)) % 2
+
+        def fit_transform(self, features):
+            return features
+
+    monkeypatch.setattr(graph, Recorder)
+    x, _ = make_moons(60, noise=0.1, random_state=3)
+    method(x, 2, np.random.RandomState(0), neighbours=7)
+    assert built == [7]

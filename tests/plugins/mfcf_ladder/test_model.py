@@ -460,6 +460,18 @@ def test_a_gmm_method_list_fits_each_facet_its_own_way():
         np.testing.assert_allclose(prior.log_weights().exp().detach().numpy(), mixture.weights, rtol=1e-4)
 
 
+def test_gmm_neighbours_reach_every_facets_method(monkeypatch):
+    seen = []
+
+    def spy(features, n_clusters, random_state, n_init, covariance_type, neighbours):
+        seen.append(neighbours)
+        return GMM_METHODS["em"](features, n_clusters, random_state, n_init, covariance_type)
+
+    monkeypatch.setitem(GMM_METHODS, "umap", spy)
+    make_model(model=dict(gmm_seed=0, gmm_method="umap", gmm_neighbours=25)).gmm_init(blobs(60))
+    assert seen == [25, 25]
+
+
 def test_gmm_batch_norm_modes():
     x = blobs(64)
     model = make_model(batch_norm=True)
@@ -635,6 +647,7 @@ def test_train_mode_gmm_chunks_mix_a_sorted_split_and_keep_each_rows_mean_in_pla
     ({"pretrain_dropout": 1.0}, "model.pretrain_dropout"),
     ({"augment": "rotate"}, "model.augment"),
     ({"gmm_method": "kmeans"}, "model.gmm_method"),
+    ({"gmm_neighbours": 1}, "model.gmm_neighbours"),
 ])
 def test_bad_values_fail_at_validation(section, key):
     with pytest.raises(ConfigError) as info:
