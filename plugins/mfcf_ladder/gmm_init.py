@@ -143,8 +143,8 @@ def fit_spectral(features: np.ndarray, n_clusters: int, random_state: np.random.
                  n_init: int = 1, covariance_type: str = "diag", neighbours: int = 10) -> Mixture:
     """The mixture of a spectral clustering's partition: ``features`` are split into
     ``n_clusters`` groups by scikit-learn's ``SpectralClustering`` on their symmetrised
-    ``neighbours``-nearest-neighbour graph (10: scikit-learn's default) (Ng, Jordan and Weiss 2001; the labels by ``cluster_qr``, so
-    ``n_init`` has nothing to restart), and each group becomes one component
+    ``neighbours``-nearest-neighbour graph (10, scikit-learn's default; Ng, Jordan and Weiss
+    2001; the labels by ``cluster_qr``, so ``n_init`` has nothing to restart), and each group becomes one component
     (:func:`mixture_of_partition`). Clusters that follow the data's neighbourhoods rather than
     Gaussian blobs (what N2D, McConville et al. 2020, gets from a manifold embedding of an
     autoencoder's codes); the prior then holds the Gaussians of those clusters."""
