@@ -11,7 +11,7 @@ up across sessions:** as each trial finishes, its scores are written to
 ``<out>/trials/<dataset>/<method>/seed<N>.json`` (with ``--commit`` also committed to git at
 once), and a seed with a stored record is never run again -- a long table is completed over
 several sessions, and an interrupted sweep loses at most its unfinished trials (its folder is
-resumed with ``mfcf sweep --resume`` next time). Seeds come from the matrix: ``seeds`` at the
+resumed with ``mfcf sweep --resume`` next time, unless the config has changed since). Seeds come from the matrix: ``seeds`` at the
 top, per dataset, or per method (``method: {config: PATH, seeds: [...]}``). From the stored
 records the script writes
 
@@ -33,6 +33,7 @@ import argparse
 import concurrent.futures
 import copy
 import csv
+import hashlib
 import json
 import math
 import statistics
@@ -95,14 +96,20 @@ def record_path(out: Path, dataset: str, method: str, seed: int) -> Path:
 
 def sweep_file(out: Path, dataset: str, method: str, matrix: dict, entry: dict, path: str,
                extra: list[str], seeds: list[int]) -> Path:
-    """The sweep file of one (dataset, method) over ``seeds``, named by them so that a folder
-    left by an interrupted sweep over the same seeds is resumed."""
+    """The sweep file of one (dataset, method) over ``seeds``, named by them and by a fingerprint
+    of what its trials train (the config's text and the overrides), so that a folder left by an
+    interrupted sweep of the same config over the same seeds is resumed, and one of a config that
+    has changed since is not (its finished trials would be stored as the new config's)."""
     # Each trial gets one core and exactly one torch thread, whatever its config asks for (a
     # config's own `trainer.threads` would otherwise oversubscribe the cores and skew the times).
     overrides = [*matrix.get("overrides", []), *entry.get("data", []), *extra, f"trainer.threads={TRIAL_CPUS}"]
-    name = f"{dataset}-{method}-seeds-{'-'.join(map(str, seeds))}"
+    experiment = experiment_of(path)
+    trained = {"experiment": Path(experiment).read_text() if isinstance(experiment, str) else experiment,
+               "overrides": overrides}
+    fingerprint = hashlib.sha256(json.dumps(trained, sort_keys=True).encode()).hexdigest()[:8]
+    name = f"{dataset}-{method}-{fingerprint}-seeds-{'-'.join(map(str, seeds))}"
     spec = {
-        "experiment": experiment_of(path),
+        "experiment": experiment,
         "overrides": overrides,
         "seeds": seeds,
         # one setting per sweep: nothing is selected, the metric only heads the summary

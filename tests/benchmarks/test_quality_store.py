@@ -54,6 +54,21 @@ def test_each_trial_runs_with_as_many_torch_threads_as_cores_it_holds(tmp_path):
     assert spec["overrides"][:2] == ["data.val_fraction=0.1", "data.floor_hue=[0]"]
 
 
+def test_a_sweep_folder_is_resumed_only_for_the_same_config_and_overrides(tmp_path):
+    config = tmp_path / "a.yaml"
+    config.write_text("trainer: {epochs: 3}\n")
+    matrix, entry = {}, {"primary": "label"}
+
+    def name(extra=()):
+        return quality.sweep_file(tmp_path / "out", "d", "m", matrix, entry, str(config), list(extra), [10, 11]).stem
+
+    first = name()
+    assert first.startswith("d-m-") and first.endswith("-seeds-10-11") and name() == first
+    assert name(["trainer.lr=0.1"]) != first
+    config.write_text("trainer: {epochs: 30}\n")  # the config changed: its old trials are not this one's
+    assert name() != first
+
+
 @pytest.fixture
 def git(tmp_path):
     """A git command line in a fresh repository at tmp_path; returns stdout."""
