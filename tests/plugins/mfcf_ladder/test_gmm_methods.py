@@ -110,3 +110,27 @@ def test_the_graph_methods_build_their_graph_on_the_neighbours_asked_for(monkeyp
     x, _ = make_moons(60, noise=0.1, random_state=3)
     method(x, 2, np.random.RandomState(0), neighbours=7)
     assert built == [7]
+
+
+def test_umap_refits_in_float64_when_float32_em_loses_a_covariance(monkeypatch):
+    # UMAP's embedding is float32; on tight clusters scikit-learn's float32 EM can fail with an
+    # ill-defined covariance (seen on the procedural shapes): the fit is then done in float64
+    class Float32Fails(gmm_init.GaussianMixture):
+        def fit_predict(self, X, y=None):
+            if X.dtype == np.float32:
+                raise ValueError("Fitting the mixture model failed because some components have ill-defined "
+                                 "empirical covariance (for instance caused by singleton or collapsed samples).")
+            return super().fit_predict(X, y)
+
+    x, y = make_circles(300, noise=0.03, factor=0.4, random_state=1)
+    monkeypatch.setattr(gmm_init, "GaussianMixture", Float32Fails)
+    mixture = fit_umap(x, 2, np.random.RandomState(0))
+    assert sorted(np.round(mixture.weights * len(x)).astype(int)) == [150, 150]  # each ring one component
+
+    class AlwaysFails(gmm_init.GaussianMixture):
+        def fit_predict(self, X, y=None):
+            raise ValueError("some other failure")
+
+    monkeypatch.setattr(gmm_init, "GaussianMixture", AlwaysFails)
+    with pytest.raises(ValueError, match="some other failure"):  # anything else is not hidden
+        fit_umap(x, 2, np.random.RandomState(0))
