@@ -11,9 +11,9 @@ up across sessions:** as each trial finishes, its scores are written to
 ``<out>/trials/<dataset>/<method>/seed<N>.json`` (with ``--commit`` also committed to git at
 once), and a seed with a stored record is never run again -- a long table is completed over
 several sessions, and an interrupted sweep loses at most its unfinished trials (its folder is
-resumed with ``mfcf sweep --resume`` next time, unless the config has changed since). Seeds come from the matrix: ``seeds`` at the
-top, per dataset, or per method (``method: {config: PATH, seeds: [...]}``). From the stored
-records the script writes
+resumed with ``mfcf sweep --resume`` next time, unless the config has changed since). Seeds
+come from the matrix: ``seeds`` at the top, per dataset, or per method (``method: {config:
+PATH, seeds: [...]}``). From the stored records the script writes
 
 * ``<out>/quality.json`` -- one record per trial (scores of every facet against every factor on
   the test split, the validation matching, training time, the per-epoch validation curve);
