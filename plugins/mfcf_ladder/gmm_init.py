@@ -173,16 +173,18 @@ def fit_umap(features: np.ndarray, n_clusters: int, random_state: np.random.Rand
     seed = random_state.randint(2**31 - 1)
     embedding = UMAP(n_components=dims, n_neighbors=neighbours, min_dist=0.0, random_state=seed,
                      n_jobs=1).fit_transform(features)  # float32
+    def clusters(points: np.ndarray) -> np.ndarray:
+        return GaussianMixture(n_clusters, covariance_type="full", n_init=n_init,
+                               random_state=random_state).fit_predict(points)
+
     try:
-        labels = GaussianMixture(n_clusters, covariance_type="full", n_init=n_init,
-                                 random_state=random_state).fit_predict(embedding)
+        labels = clusters(embedding)
     except ValueError as error:
         # EM in float32 on the tight clusters of min_dist 0 can lose a covariance's positive
         # definiteness (scikit-learn: "ill-defined empirical covariance"); float64 keeps it
         if "ill-defined empirical covariance" not in str(error):
             raise
-        labels = GaussianMixture(n_clusters, covariance_type="full", n_init=n_init,
-                                 random_state=random_state).fit_predict(embedding.astype(np.float64))
+        labels = clusters(embedding.astype(np.float64))
     return mixture_of_partition(features, labels, n_clusters, random_state, covariance_type)
 
 
